@@ -1,0 +1,263 @@
+"""Configs as dataclasses, serialised to JSON next to the weights.
+
+`ModelConfig` fixes the network (what must match the weights); `TrainConfig` records how a model was
+trained; `InferenceConfig` holds the sampler defaults a model folder ships with. Every choice PAPER.md
+marks **[ours]** is a field here, never a constant in the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from diffdis.errors import DiffDisError
+
+FORMAT_VERSION = 1  # bump when a saved config can no longer be read by this code
+
+T = TypeVar("T")
+
+
+def _tiny_unet() -> dict[str, Any]:
+    # Pixel space 32x32. Attention only at 16x16 and 8x8: full-resolution attention costs ~5x on CPU.
+    return {
+        "sample_size": 32,
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "block_out_channels": [32, 64, 128],
+        "layers_per_block": 1,
+        "attention_head_dim": 4,  # diffusers' legacy name: the number of heads
+        "cross_attention_dim": 256,
+        "norm_num_groups": 32,
+    }
+
+
+def _tiny_text() -> dict[str, Any]:
+    return {
+        "vocab_size": 4096,  # replaced by the trained tokenizer's size
+        "hidden_size": 256,
+        "intermediate_size": 1024,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 32,
+        "projection_dim": 256,
+    }
+
+
+def _sd15_unet() -> dict[str, Any]:
+    return {
+        "sample_size": 64,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+        "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+        "block_out_channels": [320, 640, 1280, 1280],
+        "layers_per_block": 2,
+        "attention_head_dim": 8,
+        "cross_attention_dim": 768,
+        "norm_num_groups": 32,
+    }
+
+
+def _sd15_text() -> dict[str, Any]:  # CLIP ViT-L/14 text tower
+    return {
+        "vocab_size": 49408,
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "max_position_embeddings": 77,
+        "hidden_act": "quick_gelu",
+        "projection_dim": 768,
+    }
+
+
+def _sd_vae() -> dict[str, Any]:
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [128, 256, 512, 512],
+        "layers_per_block": 2,
+        "latent_channels": 4,
+        "sample_size": 512,
+        "scaling_factor": 0.18215,
+    }
+
+
+def _pixel_schedule() -> dict[str, Any]:
+    return {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02}
+
+
+def _sd_schedule() -> dict[str, Any]:
+    return {
+        "num_train_timesteps": 1000,
+        "beta_schedule": "scaled_linear",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "steps_offset": 1,
+    }
+
+
+@dataclass
+class ModelConfig:
+    """The network. `unet`, `text_encoder`, `vae` and `schedule` are kwargs of the diffusers /
+    transformers classes they build, so an SD folder's own configs map onto them one to one."""
+
+    preset: str = "tiny"
+    image_size: int = 32  # pixels; the latent is image_size / vae downsampling
+    unet: dict[str, Any] = field(default_factory=_tiny_unet)
+    text_encoder: dict[str, Any] = field(default_factory=_tiny_text)
+    vae: dict[str, Any] | None = None  # None: pixel space (identity image encoder)
+    schedule: dict[str, Any] = field(default_factory=_pixel_schedule)
+    # --- discrimination branch (new modules) ---
+    fusion: str = "joint"  # "joint" (paper Fig. 3) | "one-way" (image tokens ignore the text token) [ours]
+    query_transformer_layers: int = 6
+    query_transformer_width: int = 256
+    query_transformer_head_dim: int = 64
+    query_scale: float = 1.0  # gamma in e_t = gamma*sqrt(abar)*e0 + sqrt(1-abar)*eps [ours]
+    disc_condition: str = "null_text"  # c in discrimination mode: "null_text" (empty caption) | "skip" [ours]
+    logit_scale_init: float = 1 / 0.07  # InfoNCE temperature, learnable [ours]
+    logit_scale_max: float = 100.0
+    text_encoder_trainable: bool = True  # from scratch: trained by both losses; pretrained: frozen [ours]
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.fusion not in ("joint", "one-way"):
+            raise DiffDisError(f"fusion must be 'joint' or 'one-way', got {self.fusion!r}")
+        if self.disc_condition not in ("null_text", "skip"):
+            raise DiffDisError(f"disc_condition must be 'null_text' or 'skip', got {self.disc_condition!r}")
+        if not 0.0 < self.query_scale <= 1.0:
+            raise DiffDisError(f"query_scale (gamma) must be in (0, 1], got {self.query_scale}")
+
+    @property
+    def query_dim(self) -> int:
+        """d: width of the text query e (the text encoder's hidden size)."""
+        return int(self.text_encoder["hidden_size"])
+
+    @property
+    def latent_size(self) -> int:
+        if self.vae is None:
+            return self.image_size
+        return self.image_size // 2 ** (len(self.vae["block_out_channels"]) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet["in_channels"])
+
+
+@dataclass
+class InferenceConfig:
+    """Sampler defaults shipped with a model (chosen by measurement, overridable per call)."""
+
+    generate_scheduler: str = "dpm++"
+    generate_steps: int = 20
+    generate_guidance: float = 3.0
+    query_scheduler: str = "ddim"
+    query_steps: int = 10
+    query_guidance: float = 0.0  # w in (1+w)*f(z) - w*f(null image)
+
+
+@dataclass
+class TrainConfig:
+    """How a model is (or was) trained; saved as training_config.json in the model folder."""
+
+    data: str = ""
+    output_dir: str = ""
+    preset: str = "tiny"
+    image_column: str = "image"
+    caption_column: str = "text"
+    max_steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    lr_scheduler: str = "cosine"  # any diffusers.optimization scheduler name
+    warmup_steps: int = 50
+    max_grad_norm: float = 1.0
+    ema_decay: float | None = None  # None: no EMA
+    seed: int = 0
+    checkpointing_steps: int = 500
+    checkpoints_total_limit: int | None = 3
+    tasks: str = "both"  # "both" (DiffDis) | "gen" | "disc": single-task baselines
+    loss_alignment_weight: float = 1.0  # lambda in L = L_IG + lambda * L_ITA [ours]
+    condition_dropout: float = 0.1  # p of dropping c in the generative pass [ours]
+    image_dropout: float = 0.1  # p of dropping the image in the discriminative pass [ours]
+    vocab_size: int = 4096  # size of the BPE tokenizer trained on the captions (from-scratch text encoder)
+    log_every: int = 10
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "checkpointing_steps", "vocab_size", "log_every"):
+            if getattr(self, name) <= 0:
+                raise DiffDisError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise DiffDisError(f"learning-rate must be positive, got {self.learning_rate}")
+        for name in ("condition_dropout", "image_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise DiffDisError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.tasks not in ("both", "gen", "disc"):
+            raise DiffDisError(f"tasks must be 'both', 'gen' or 'disc', got {self.tasks!r}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise DiffDisError(f"ema-decay must be in (0, 1), got {self.ema_decay}")
+
+
+PRESETS = ("tiny", "sd15")
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """A named model geometry; `overrides` replace top-level fields (e.g. fusion='one-way')."""
+    if name == "tiny":
+        cfg = ModelConfig(preset="tiny", **overrides)
+    elif name == "sd15":
+        base = dict(
+            preset="sd15",
+            image_size=512,
+            unet=_sd15_unet(),
+            text_encoder=_sd15_text(),
+            vae=_sd_vae(),
+            schedule=_sd_schedule(),
+            query_transformer_width=768,
+        )
+        cfg = ModelConfig(**{**base, **overrides})
+    else:
+        raise DiffDisError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return cfg
+
+
+def to_json(cfg: Any) -> str:
+    return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)
+
+
+def save_config(cfg: Any, path: Path) -> None:
+    Path(path).write_text(to_json(cfg) + "\n", encoding="utf-8")
+
+
+def load_config(cls: type[T], path: Path) -> T:
+    """Read a config JSON; unknown keys or a newer format are refused with a clear message."""
+    path = Path(path)
+    if not path.is_file():
+        raise DiffDisError(f"missing config file {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DiffDisError(f"{path} is not valid JSON ({err}); restore it from the original model folder") from err
+    if not isinstance(data, dict):
+        raise DiffDisError(f"{path} must hold a JSON object")
+    version = data.get("format_version", FORMAT_VERSION)
+    if version > FORMAT_VERSION:
+        raise DiffDisError(f"{path} was written by a newer diffdis (format {version}); upgrade diffdis")
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise DiffDisError(f"{path} has unknown keys {unknown}: written by another diffdis version?")
+    try:
+        return cls(**data)
+    except TypeError as err:
+        raise DiffDisError(f"{path}: {err}") from err

@@ -1,0 +1,1 @@
+"""Data: captioned image datasets (Hugging Face `datasets`), image transforms, label sets, toy worlds."""

@@ -1,0 +1,57 @@
+"""Image-caption datasets through Hugging Face `datasets`: an image folder with metadata.jsonl
+(`file_name`, `text`), or a parquet / CSV file with image and caption columns."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+from datasets import Dataset, Image
+
+from diffdis.errors import DiffDisError
+
+
+def _resolve_paths(ds: Dataset, column: str, root: Path) -> Dataset:
+    """Relative image paths in a table are relative to the table's folder."""
+    return ds.map(lambda row: {column: str(root / row[column]) if not os.path.isabs(row[column]) else row[column]})
+
+
+def load_captioned(path: str, image_column: str = "image", caption_column: str = "text") -> Dataset:
+    """A `datasets.Dataset` with columns `image` (decoded to PIL) and `text`."""
+    source = Path(path)
+    datasets.disable_progress_bars()
+    if source.is_dir():
+        if not (source / "metadata.jsonl").is_file():
+            raise DiffDisError(f"{source} has no metadata.jsonl (rows of {{\"file_name\": ..., \"text\": ...}})")
+        try:
+            ds = datasets.load_dataset("imagefolder", data_dir=str(source), split="train")
+        except Exception as err:  # datasets raises many types for a malformed folder
+            raise DiffDisError(f"cannot read image folder {source}: {err}") from err
+        image_column = "image"
+    elif source.suffix in (".parquet", ".csv"):
+        if not source.is_file():
+            raise DiffDisError(f"data file {source} does not exist")
+        try:
+            ds = datasets.load_dataset(source.suffix[1:], data_files=str(source), split="train")
+        except Exception as err:
+            raise DiffDisError(f"cannot read {source}: {err}") from err
+    else:
+        raise DiffDisError(
+            f"cannot use {path!r} as data: give an image folder with metadata.jsonl, a .parquet or a .csv file"
+        )
+    for column, flag in ((image_column, "--image-column"), (caption_column, "--caption-column")):
+        if column not in ds.column_names:
+            raise DiffDisError(f"{path} has no column {column!r} (columns: {ds.column_names}); set {flag}")
+    if len(ds) == 0:
+        raise DiffDisError(f"{path} holds no rows")
+    if not isinstance(ds.features[image_column], Image):
+        if ds.features[image_column].dtype == "string":
+            ds = _resolve_paths(ds, image_column, source.parent.resolve())
+        ds = ds.cast_column(image_column, Image())
+    ds = ds.select_columns([image_column, caption_column])
+    if image_column != "image":
+        ds = ds.rename_column(image_column, "image")
+    if caption_column != "text":
+        ds = ds.rename_column(caption_column, "text")
+    return ds

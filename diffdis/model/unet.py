@@ -1,0 +1,138 @@
+"""The DiffDis network (paper Fig. 2): one SD UNet, two streams.
+
+- `predict_noise`: generation mode, the stock diffusers `UNet2DConditionModel` forward (exactly SD, same cost).
+- `predict_query`: discrimination mode. The clean image runs the shared down + middle blocks at image
+  timestep 0 [ours]; every SD transformer there is paired with a `DualStreamBlock` that carries the text
+  query; then the query transformer reads [text token; middle-block image tokens] and a linear predictor
+  gives the clean query e0_hat. The up path is never run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from torch import nn
+
+from diffdis.config import ModelConfig
+from diffdis.errors import DiffDisError
+from diffdis.model.dual_stream import DualStreamBlock
+
+
+class QueryTransformer(nn.Module):
+    """M self-attention blocks over [text-query token; projected middle-block image tokens] + predictor."""
+
+    def __init__(self, query_dim: int, image_channels: int, width: int, layers: int, head_dim: int) -> None:
+        super().__init__()
+        if width % head_dim:
+            raise DiffDisError(f"query transformer width {width} is not a multiple of head dim {head_dim}")
+        self.query_in = nn.Linear(query_dim, width)
+        self.image_in = nn.Linear(image_channels, width)
+        self.blocks = nn.ModuleList(
+            BasicTransformerBlock(width, width // head_dim, head_dim, activation_fn="gelu") for _ in range(layers)
+        )
+        self.norm_out = nn.LayerNorm(width)
+        self.predictor = nn.Linear(width, query_dim)
+
+    def forward(self, query_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        # query_input (B, d); image (B, C, H, W) -> e0_hat (B, d)
+        image_tokens = self.image_in(image.flatten(2).transpose(1, 2))  # (B, HW, W)
+        tokens = torch.cat([self.query_in(query_input)[:, None], image_tokens], dim=1)  # (B, 1+HW, W)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.predictor(self.norm_out(tokens[:, 0]))
+
+
+def _fusion_sites(unet: UNet2DConditionModel) -> list[tuple[str, nn.Module]]:
+    """(key, Transformer2DModel) for every SD transformer on the shared down path and in the middle."""
+    sites = []
+    for i, block in enumerate(unet.down_blocks):
+        for j, attn in enumerate(getattr(block, "attentions", None) or []):
+            sites.append((f"down_{i}_{j}", attn))
+    for j, attn in enumerate(getattr(unet.mid_block, "attentions", None) or []):
+        sites.append((f"mid_{j}", attn))
+    return sites
+
+
+class DiscriminativeBranch(nn.Module):
+    """Every module the paper adds to SD; saved on its own as `discriminator/` in a model folder."""
+
+    def __init__(self, config: ModelConfig, unet: UNet2DConditionModel) -> None:
+        super().__init__()
+        d = config.query_dim
+        self.query_time_proj = Timesteps(d, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.query_time_embedding = TimestepEmbedding(d, d)
+        self.fusion = nn.ModuleDict(
+            {
+                key: DualStreamBlock(d, attn.config.in_channels, len(attn.transformer_blocks), config.fusion)
+                for key, attn in _fusion_sites(unet)
+            }
+        )
+        mid_channels = unet.config.block_out_channels[-1]
+        self.query_transformer = QueryTransformer(
+            d,
+            mid_channels,
+            config.query_transformer_width,
+            config.query_transformer_layers,
+            config.query_transformer_head_dim,
+        )
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
+
+
+class DiffDisModel(nn.Module):
+    def __init__(self, config: ModelConfig, unet: UNet2DConditionModel | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.unet = unet if unet is not None else UNet2DConditionModel(**config.unet)
+        if self.unet.config.class_embed_type or self.unet.config.addition_embed_type:
+            raise DiffDisError("UNets with class or addition embeddings (e.g. SDXL) are not supported")
+        if self.unet.mid_block is None:
+            raise DiffDisError("the UNet needs a middle block: the query transformer reads its output")
+        self.discriminator = DiscriminativeBranch(config, self.unet)
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.discriminator.log_logit_scale.exp().clamp(max=self.config.logit_scale_max)
+
+    def predict_noise(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Generation mode: eps_hat = Phi_u(z_t, t_z, c). No text token: this is SD's UNet forward."""
+        return self.unet(noisy_latents, timesteps, encoder_hidden_states=condition).sample
+
+    def predict_query(
+        self,
+        latents: torch.Tensor,  # (B, C, h, w) clean image latents z
+        noisy_query: torch.Tensor,  # (B, d) e_t
+        timesteps: torch.Tensor,  # (B,) t_e
+        condition: torch.Tensor | None,  # (B, L, d_c) the null-text c, or None to skip cross-attention
+    ) -> torch.Tensor:
+        """Discrimination mode: e0_hat = Phi_theta(e_t, t_e, z), shape (B, d), not normalised."""
+        unet, branch = self.unet, self.discriminator
+        batch = latents.shape[0]
+        zero_t = torch.zeros(batch, dtype=torch.long, device=latents.device)
+        image_temb = unet.time_embedding(unet.get_time_embed(sample=latents, timestep=zero_t))
+        if unet.time_embed_act is not None:
+            image_temb = unet.time_embed_act(image_temb)
+        query_temb = branch.query_time_embedding(
+            branch.query_time_proj(timesteps.expand(batch)).to(noisy_query.dtype)
+        )  # (B, d), the text stream's own timestep embedding
+        hidden_query = torch.zeros_like(noisy_query)  # h_e before the first block
+
+        h = unet.conv_in(latents)
+        for i, block in enumerate(unet.down_blocks):
+            attentions = getattr(block, "attentions", None)
+            for j, resnet in enumerate(block.resnets):
+                h = resnet(h, image_temb)
+                if attentions is not None:
+                    u = hidden_query + noisy_query + query_temb
+                    h, hidden_query = branch.fusion[f"down_{i}_{j}"](attentions[j], h, u, condition)
+            for downsampler in block.downsamplers or []:
+                h = downsampler(h)
+        mid = unet.mid_block
+        h = mid.resnets[0](h, image_temb)
+        for j, (attn, resnet) in enumerate(zip(mid.attentions, mid.resnets[1:])):
+            u = hidden_query + noisy_query + query_temb
+            h, hidden_query = branch.fusion[f"mid_{j}"](attn, h, u, condition)
+            h = resnet(h, image_temb)
+        return branch.query_transformer(hidden_query + noisy_query + query_temb, h)

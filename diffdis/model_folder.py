@@ -1,0 +1,135 @@
+"""The model folder, in the diffusers spirit: safetensors weights and JSON configs, no pickle.
+
+    model_index.json          what this folder is, and the diffdis version that wrote it
+    model_config.json         ModelConfig        inference_config.json / training_config.json
+    unet/                     a standard diffusers UNet2DConditionModel folder (the SD part)
+    discriminator/            model.safetensors: every module the paper adds
+    text_encoder/ tokenizer/  transformers folders
+    scheduler/                the training noise schedule (diffusers DDPMScheduler config)
+    vae/                      AutoencoderKL, latent models only
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTextModel, PreTrainedTokenizerBase
+
+from diffdis import __version__
+from diffdis.config import FORMAT_VERSION, InferenceConfig, ModelConfig, TrainConfig, load_config, save_config
+from diffdis.diffusion.schedule import training_scheduler
+from diffdis.errors import DiffDisError
+from diffdis.model.autoencoder import IdentityAutoencoder, LatentAutoencoder
+from diffdis.model.text import TextEncoder, load_tokenizer
+from diffdis.model.unet import DiffDisModel
+
+INDEX = "model_index.json"
+
+
+@dataclass
+class Components:
+    model: DiffDisModel
+    text_encoder: TextEncoder
+    tokenizer: PreTrainedTokenizerBase
+    autoencoder: IdentityAutoencoder | LatentAutoencoder
+    inference: InferenceConfig
+    training: TrainConfig | None = None
+
+
+def save_folder(parts: Components, directory: Path) -> None:
+    """Write every part beside `directory`, then move the parts in (other files there, e.g. checkpoints/,
+    are kept). A crash leaves no model_index.json, which loading reports as an incomplete folder."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        cfg = parts.model.config
+        (tmp / INDEX).write_text(
+            json.dumps(
+                {"_class_name": "DiffDisPipeline", "diffdis_version": __version__, "format_version": FORMAT_VERSION},
+                indent=2,
+            )
+            + "\n"
+        )
+        save_config(cfg, tmp / "model_config.json")
+        save_config(parts.inference, tmp / "inference_config.json")
+        if parts.training is not None:
+            save_config(parts.training, tmp / "training_config.json")
+        parts.model.unet.save_pretrained(tmp / "unet", safe_serialization=True)
+        (tmp / "discriminator").mkdir()
+        state = {k: v.detach().contiguous() for k, v in parts.model.discriminator.state_dict().items()}
+        save_file(state, str(tmp / "discriminator" / "model.safetensors"))
+        parts.text_encoder.model.save_pretrained(tmp / "text_encoder", safe_serialization=True)
+        parts.tokenizer.save_pretrained(tmp / "tokenizer")
+        training_scheduler(cfg.schedule).save_pretrained(tmp / "scheduler")
+        if isinstance(parts.autoencoder, LatentAutoencoder):
+            parts.autoencoder.vae.save_pretrained(tmp / "vae", safe_serialization=True)
+        # Move each part in; model_index.json goes last, so a folder without it is known to be incomplete.
+        directory.mkdir(exist_ok=True)
+        (directory / INDEX).unlink(missing_ok=True)
+        for item in sorted(tmp.iterdir(), key=lambda p: p.name == INDEX):
+            target = directory / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _require(directory: Path, *names: str) -> None:
+    for name in names:
+        if not (directory / name).exists():
+            raise DiffDisError(f"{directory} is not a complete diffdis model folder: {name} is missing")
+
+
+def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Components:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DiffDisError(f"model folder {directory} does not exist; train one with `diffdis train`")
+    _require(directory, INDEX, "model_config.json", "unet", "discriminator/model.safetensors", "text_encoder", "tokenizer")
+    index = json.loads((directory / INDEX).read_text())
+    if index.get("format_version", 0) > FORMAT_VERSION:
+        raise DiffDisError(f"{directory} was written by a newer diffdis ({index.get('diffdis_version')}); upgrade")
+    cfg = load_config(ModelConfig, directory / "model_config.json")
+    inference = (
+        load_config(InferenceConfig, directory / "inference_config.json")
+        if (directory / "inference_config.json").exists()
+        else InferenceConfig()
+    )
+    training = (
+        load_config(TrainConfig, directory / "training_config.json")
+        if (directory / "training_config.json").exists()
+        else None
+    )
+    try:
+        unet = UNet2DConditionModel.from_pretrained(directory / "unet", local_files_only=True)
+        text_model = CLIPTextModel.from_pretrained(directory / "text_encoder", local_files_only=True)
+        vae = AutoencoderKL.from_pretrained(directory / "vae", local_files_only=True) if cfg.vae else None
+    except (OSError, ValueError, RuntimeError) as err:
+        raise DiffDisError(f"cannot load the weights in {directory}: {err}") from err
+    mismatch = {k: v for k, v in cfg.unet.items() if _as_list(unet.config.get(k)) != _as_list(v)}
+    if mismatch:
+        key = next(iter(mismatch))
+        raise DiffDisError(f"{directory}/unet does not fit model_config.json: {key} is {unet.config.get(key)}, expected {mismatch[key]}")
+    model = DiffDisModel(cfg, unet=unet)
+    try:
+        model.discriminator.load_state_dict(load_file(str(directory / "discriminator" / "model.safetensors")))
+    except RuntimeError as err:
+        raise DiffDisError(f"{directory}/discriminator weights do not fit model_config.json: {str(err)[:300]}") from err
+    autoencoder = LatentAutoencoder(vae) if vae is not None else IdentityAutoencoder()
+    parts = Components(model, TextEncoder(text_model), load_tokenizer(directory / "tokenizer"), autoencoder, inference, training)
+    for module in (parts.model, parts.text_encoder, parts.autoencoder):
+        module.to(device=device, dtype=dtype).eval()
+    return parts
+
+
+def _as_list(value: object) -> object:
+    return list(value) if isinstance(value, (list, tuple)) else value

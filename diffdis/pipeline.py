@@ -1,0 +1,182 @@
+"""DiffDisPipeline: one model folder, four jobs (generate, embed images, classify, retrieve).
+
+Guidance uses one convention for both directions (diffusers'): out = f(null) + s * (f(cond) - f(null)),
+s = 1 means no guidance. For discrimination the condition is the image, so the paper's Algorithm 3 weight
+is w = s - 1. Every call builds fresh schedulers and a fresh CPU `torch.Generator(seed)`: same seed, same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from diffdis.config import InferenceConfig, ModelConfig
+from diffdis.data.transforms import image_to_tensor, tensor_to_images
+from diffdis.diffusion.sample import make_scheduler, sample
+from diffdis.errors import UsageError
+from diffdis.model.autoencoder import build_autoencoder
+from diffdis.model.text import TextEncoder, build_text_model, tokenize
+from diffdis.model.unet import DiffDisModel
+from diffdis.model_folder import Components, load_folder, save_folder
+
+Progress = Callable[[int, int], None] | None
+
+
+def _check_sampling(steps: int, guidance: float) -> None:
+    if steps < 1:
+        raise UsageError(f"num-inference-steps must be at least 1, got {steps}")
+    if not 0.0 <= guidance <= 50.0:
+        raise UsageError(f"guidance-scale must be between 0 and 50, got {guidance}")
+
+
+class DiffDisPipeline(Components):
+    @classmethod
+    def build(cls, config: ModelConfig, tokenizer, inference: InferenceConfig | None = None) -> DiffDisPipeline:
+        """A randomly initialised model (seed torch first for a repeatable init)."""
+        text_encoder = TextEncoder(build_text_model(config.text_encoder, tokenizer))
+        return cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae), inference or InferenceConfig())
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> DiffDisPipeline:
+        parts = load_folder(Path(directory), device, dtype)
+        return cls(**vars(parts))
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        save_folder(self, Path(directory))
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    # ---- text -------------------------------------------------------------------------------------------
+    def token_ids(self, texts: Sequence[str]) -> torch.Tensor:
+        return tokenize(self.tokenizer, list(texts), self.text_encoder.max_length).to(self.device)
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """(c (N, L, d), e (N, d) unit norm) for each text."""
+        parts = [self.text_encoder(self.token_ids(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def zero_shot_classifier(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+        """(K, d): each label's template embeddings normalised, averaged, renormalised (open_clip recipe)."""
+        prompts = [t.replace("{}", label) for label in labels for t in templates]
+        _, queries = self.encode_text(prompts)
+        per_label = queries.view(len(labels), len(templates), -1)
+        return F.normalize(F.normalize(per_label, dim=-1).mean(dim=1), dim=-1)
+
+    # ---- generation -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        num_images_per_prompt: int = 1,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        scheduler: str | None = None,
+        seed: int = 0,
+        callback: Progress = None,
+    ) -> list[Image.Image]:
+        inf = self.inference
+        steps = num_inference_steps or inf.generate_steps
+        scale = inf.generate_guidance if guidance_scale is None else guidance_scale
+        _check_sampling(steps, scale)
+        prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
+        condition, _ = self.encode_text(list(prompts) + [""])
+        cond, null = condition[:-1], condition[-1:].expand(len(prompts), -1, -1)
+        generator = torch.Generator().manual_seed(seed)
+        size, channels = self.config.latent_size, self.config.latent_channels
+        noise = torch.randn((len(prompts), channels, size, size), generator=generator).to(self.device, self.dtype)
+
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if scale == 1.0:
+                return self.model.predict_noise(x, t, cond)
+            eps_cond, eps_null = self.model.predict_noise(torch.cat([x, x]), t, torch.cat([cond, null])).chunk(2)
+            return eps_null + scale * (eps_cond - eps_null)
+
+        sampler = make_scheduler(scheduler or inf.generate_scheduler, self.config.schedule)
+        latents = sample(denoise, noise, sampler, steps, "epsilon", generator, callback)
+        return tensor_to_images(self.autoencoder.decode(latents))
+
+    # ---- discrimination ---------------------------------------------------------------------------------
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        pixels = torch.stack([image_to_tensor(im, self.config.image_size) for im in images])
+        return self.autoencoder.encode(pixels.to(self.device, self.dtype))
+
+    @torch.no_grad()
+    def image_queries(
+        self,
+        images: Sequence[Image.Image],
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        scheduler: str | None = None,
+        seed: int = 0,
+        batch_size: int = 64,
+        callback: Progress = None,
+    ) -> torch.Tensor:
+        """(N, d) unit-norm e0 for each image: the text query diffused from noise, conditioned on the image
+        (paper Algorithm 3). Image i always gets noise row i of the seed, whatever the batch size."""
+        inf = self.inference
+        steps = num_inference_steps or inf.query_steps
+        scale = inf.query_guidance + 1.0 if guidance_scale is None else guidance_scale
+        _check_sampling(steps, scale)
+        generator = torch.Generator().manual_seed(seed)
+        noise = torch.randn((len(images), self.config.query_dim), generator=generator)
+        out, done = [], 0
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            queries = self._denoise_queries(chunk, noise[start : start + len(chunk)], steps, scale, scheduler)
+            out.append(queries)
+            done += len(chunk)
+            if callback is not None:
+                callback(done, len(images))
+        return torch.cat(out)
+
+    def _denoise_queries(self, images, noise, steps: int, scale: float, scheduler: str | None) -> torch.Tensor:
+        cfg = self.config
+        latents = self.encode_images(images)
+        n = latents.shape[0]
+        null_condition = self.encode_text([""])[0] if cfg.disc_condition == "null_text" else None
+        if scale != 1.0:
+            latents = torch.cat([latents, torch.zeros_like(latents)])  # the null image is all zeros
+        condition = None if null_condition is None else null_condition.expand(latents.shape[0], -1, -1)
+
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            xs = torch.cat([x, x]) if scale != 1.0 else x
+            pred = F.normalize(self.model.predict_query(latents, xs, t.reshape(1).to(x.device), condition).float(), dim=-1)
+            if scale != 1.0:
+                pred_img, pred_null = pred.chunk(2)
+                pred = pred_null + scale * (pred_img - pred_null)
+            return (cfg.query_scale * F.normalize(pred, dim=-1)).to(x.dtype)  # x0 = gamma * e0
+
+        sampler = make_scheduler(scheduler or self.inference.query_scheduler, cfg.schedule)
+        x0 = sample(denoise, noise.to(self.device, self.dtype), sampler, steps, "sample")
+        return F.normalize(x0.float(), dim=-1).view(n, -1)
+
+    def classify(
+        self,
+        images: Sequence[Image.Image],
+        labels: Sequence[str],
+        templates: Sequence[str] = ("a photo of a {}.",),
+        **sampling,
+    ) -> torch.Tensor:
+        """(N, K) cosine scores. The label embeddings are made once; the cost per image does not grow with K."""
+        classifier = self.zero_shot_classifier(labels, templates).to(self.device)
+        return self.image_queries(images, **sampling).to(self.device) @ classifier.T
+
+    def retrieve(self, images: Sequence[Image.Image], texts: Sequence[str], **sampling) -> torch.Tensor:
+        """(N_images, N_texts) cosine scores between each image's e0 and each text's e."""
+        _, text_queries = self.encode_text(list(texts))
+        return self.image_queries(images, **sampling).to(self.device) @ text_queries.T

@@ -1,0 +1,1 @@
+"""The `diffdis` command: a thin Typer shell over the `diffdis` library."""

@@ -1,0 +1,3 @@
+from diffdis_cli.main import main
+
+main()

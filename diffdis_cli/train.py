@@ -1,0 +1,70 @@
+"""`diffdis train`: unified generative + discriminative training on an image-caption dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from diffdis_cli.common import command, err_console, print_json, progress, quiet_libraries
+
+
+@command
+def train(
+    data: str = typer.Option(..., "--data", help="Image folder with metadata.jsonl, or a .parquet / .csv file."),
+    output_dir: Path = typer.Option(..., "--output-dir", help="Where the model folder and checkpoints go."),
+    preset: str = typer.Option("tiny", "--preset", help="Model geometry: tiny | sd15."),
+    max_steps: int = typer.Option(1000, "--max-steps"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    learning_rate: float = typer.Option(3e-4, "--learning-rate"),
+    lr_scheduler: str = typer.Option("cosine", "--lr-scheduler", help="constant, constant_with_warmup, cosine, linear, ..."),
+    warmup_steps: int = typer.Option(50, "--warmup-steps"),
+    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm"),
+    ema_decay: float | None = typer.Option(None, "--ema-decay", help="Keep an EMA of the weights (e.g. 0.999)."),
+    seed: int = typer.Option(0, "--seed"),
+    checkpointing_steps: int = typer.Option(500, "--checkpointing-steps"),
+    checkpoints_total_limit: int | None = typer.Option(3, "--checkpoints-total-limit"),
+    resume_from_checkpoint: str | None = typer.Option(None, "--resume-from-checkpoint", help="'latest' or a checkpoint folder."),
+    image_column: str = typer.Option("image", "--image-column"),
+    caption_column: str = typer.Option("text", "--caption-column"),
+    fusion: str = typer.Option("joint", "--fusion", help="joint (the paper) | one-way (cacheable image stream)."),
+    query_scale: float = typer.Option(1.0, "--query-scale", help="gamma: scale of the unit-norm text query."),
+    loss_alignment_weight: float = typer.Option(1.0, "--lambda", help="Weight of L_ITA in L_IG + lambda * L_ITA."),
+    tasks: str = typer.Option("both", "--tasks", help="both (DiffDis) | gen | disc (single-task baselines)."),
+    vocab_size: int = typer.Option(4096, "--vocab-size", help="BPE vocabulary trained on the captions."),
+    json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
+) -> None:
+    """Train DiffDis: L = L_IG + lambda * L_ITA on every batch. Writes a model folder to --output-dir."""
+    quiet_libraries()
+    from diffdis.config import TrainConfig
+    from diffdis.config import preset as make_preset
+    from diffdis.errors import DiffDisError
+    from diffdis.train.loop import Trainer
+
+    if resume_from_checkpoint is None and ((output_dir / "model_index.json").exists() or (output_dir / "checkpoints").exists()):
+        raise DiffDisError(f"{output_dir} already holds a training run: pass --resume-from-checkpoint latest or pick a new --output-dir")
+    cfg = TrainConfig(
+        data=data, output_dir=str(output_dir), preset=preset, image_column=image_column, caption_column=caption_column,
+        max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, lr_scheduler=lr_scheduler,
+        warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, ema_decay=ema_decay, seed=seed,
+        checkpointing_steps=checkpointing_steps, checkpoints_total_limit=checkpoints_total_limit, tasks=tasks,
+        loss_alignment_weight=loss_alignment_weight, vocab_size=vocab_size,
+    )  # fmt: skip
+    model_config = make_preset(preset, fusion=fusion, query_scale=query_scale)
+    log = (lambda msg: None) if json_out else (lambda msg: err_console.print(msg, highlight=False))
+    trainer = Trainer(cfg, model_config, resume_from_checkpoint, log)
+    last: dict[str, float] = {}
+    with progress("training", enabled=not json_out) as update:
+
+        def on_step(step: int, total: int, logs: dict[str, float]) -> None:
+            last.update(logs, step=step)
+            update(step, total)
+            if step % cfg.log_every == 0 or step == total:
+                log(" ".join(f"{k}={v:.4g}" for k, v in {"step": step, **logs}.items()))
+
+        out = trainer.run(on_step)
+    summary = {"model": str(out), "steps": cfg.max_steps, **last}
+    if json_out:
+        print_json(summary)
+    else:
+        err_console.print(f"model saved to {out}", highlight=False)
