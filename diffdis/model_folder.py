@@ -67,7 +67,7 @@ def save_folder(parts: Components, directory: Path) -> None:
         (tmp / "discriminator").mkdir()
         state = {k: v.detach().contiguous() for k, v in parts.model.discriminator.state_dict().items()}
         save_file(state, str(tmp / "discriminator" / "model.safetensors"))
-        parts.text_encoder.model.save_pretrained(tmp / "text_encoder", safe_serialization=True)
+        _save_text_model(parts.text_encoder.model, tmp / "text_encoder")
         parts.tokenizer.save_pretrained(tmp / "tokenizer")
         training_scheduler(cfg.schedule).save_pretrained(tmp / "scheduler")
         if isinstance(parts.autoencoder, LatentAutoencoder):
@@ -82,6 +82,15 @@ def save_folder(parts: Components, directory: Path) -> None:
             os.replace(item, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save_text_model(model: CLIPTextModel, directory: Path) -> None:
+    """What transformers' save_pretrained writes (config.json + model.safetensors), without its
+    accelerate unwrapping, which imports deepspeed (and its stdout logging) whenever it is installed."""
+    directory.mkdir()
+    model.config.save_pretrained(directory)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
 
 
 def _require(directory: Path, *names: str) -> None:

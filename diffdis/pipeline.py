@@ -36,9 +36,12 @@ def _check_sampling(steps: int, guidance: float) -> None:
 class DiffDisPipeline(Components):
     @classmethod
     def build(cls, config: ModelConfig, tokenizer, inference: InferenceConfig | None = None) -> DiffDisPipeline:
-        """A randomly initialised model (seed torch first for a repeatable init)."""
+        """A randomly initialised model in eval mode (seed torch first for a repeatable init)."""
         text_encoder = TextEncoder(build_text_model(config.text_encoder, tokenizer))
-        return cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae), inference or InferenceConfig())
+        pipe = cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae), inference or InferenceConfig())
+        for module in (pipe.model, pipe.text_encoder, pipe.autoencoder):
+            module.eval()
+        return pipe
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> DiffDisPipeline:
@@ -90,7 +93,7 @@ class DiffDisPipeline(Components):
         callback: Progress = None,
     ) -> list[Image.Image]:
         inf = self.inference
-        steps = num_inference_steps or inf.generate_steps
+        steps = inf.generate_steps if num_inference_steps is None else num_inference_steps
         scale = inf.generate_guidance if guidance_scale is None else guidance_scale
         _check_sampling(steps, scale)
         prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
@@ -129,7 +132,7 @@ class DiffDisPipeline(Components):
         """(N, d) unit-norm e0 for each image: the text query diffused from noise, conditioned on the image
         (paper Algorithm 3). Image i always gets noise row i of the seed, whatever the batch size."""
         inf = self.inference
-        steps = num_inference_steps or inf.query_steps
+        steps = inf.query_steps if num_inference_steps is None else num_inference_steps
         scale = inf.query_guidance + 1.0 if guidance_scale is None else guidance_scale
         _check_sampling(steps, scale)
         generator = torch.Generator().manual_seed(seed)

@@ -46,7 +46,7 @@ def load_captioned(path: str, image_column: str = "image", caption_column: str =
     if len(ds) == 0:
         raise DiffDisError(f"{path} holds no rows")
     if not isinstance(ds.features[image_column], Image):
-        if ds.features[image_column].dtype == "string":
+        if getattr(ds.features[image_column], "dtype", None) in ("string", "large_string"):
             ds = _resolve_paths(ds, image_column, source.parent.resolve())
         ds = ds.cast_column(image_column, Image())
     ds = ds.select_columns([image_column, caption_column])

@@ -1,0 +1,111 @@
+"""The CLI end to end in subprocesses, as a user runs it; error paths in-process with typer's runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from diffdis_cli.main import app
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def diffdis(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "diffdis_cli", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory) -> Path:
+    """`diffdis data make` + `diffdis train` (tiny preset, a few steps) through the real command."""
+    root = tmp_path_factory.mktemp("cli")
+    made = diffdis("data", "make", "shapes", "--out", "data", "--num-images", "40", cwd=root)
+    assert made.returncode == 0, made.stderr
+    trained = diffdis("train", "--data", "data", "--output-dir", "run", "--max-steps", "3", "--batch-size", "8",
+                      "--checkpointing-steps", "2", "--warmup-steps", "1", "--json", cwd=root)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    summary = json.loads(trained.stdout)
+    assert summary["steps"] == 3 and {"loss", "loss_generative", "loss_alignment"} <= set(summary)
+    assert (root / "run" / "checkpoints" / "latest").read_text().strip() == "checkpoint-3"
+    return root
+
+
+def test_generate_writes_the_same_png_for_the_same_seed(cli_run):
+    for name in ("a.png", "b.png"):
+        out = diffdis("generate", "a red circle", "--model", "run", "--num-inference-steps", "3", "--output", name, cwd=cli_run)
+        assert out.returncode == 0, out.stderr
+    assert (cli_run / "a.png").read_bytes() == (cli_run / "b.png").read_bytes()
+    again = diffdis("generate", "a red circle", "--model", "run", "--output", "a.png", cwd=cli_run)
+    assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
+    many = diffdis("generate", "a cross", "--model", "run", "--num-images", "2", "--output", "m.png", "--json",
+                   "--num-inference-steps", "2", cwd=cli_run)  # fmt: skip
+    assert json.loads(many.stdout)["images"] == ["m-0.png", "m-1.png"]
+
+
+def test_classify_json(cli_run):
+    out = diffdis("classify", "data/000000.png", "data/000001.png", "--model", "run", "--labels", "red circle,blue square,green cross",
+                  "--num-inference-steps", "2", "--top-k", "2", "--json", cwd=cli_run)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    assert [r["image"] for r in results] == ["data/000000.png", "data/000001.png"]
+    for r in results:
+        scores = [p["score"] for p in r["predictions"]]
+        assert len(scores) == 2 and scores == sorted(scores, reverse=True)
+
+
+def test_retrieve_json_both_directions(cli_run):
+    (cli_run / "texts.txt").write_text("a red circle\na blue square\na green cross\n")
+    out = diffdis("retrieve", "--model", "run", "--images", "data", "--texts", "texts.txt", "--top-k", "2",
+                  "--num-inference-steps", "1", "--json", cwd=cli_run)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    per_image = json.loads(out.stdout)
+    assert len(per_image) == 40 and len(per_image[0]["matches"]) == 2
+    out = diffdis("retrieve", "--model", "run", "--images", "data", "--query", "a red circle", "--top-k", "3",
+                  "--num-inference-steps", "1", "--json", cwd=cli_run)  # fmt: skip
+    ranked = json.loads(out.stdout)[0]["matches"]
+    assert len(ranked) == 3 and all(m["image"].endswith(".png") for m in ranked)
+
+
+def test_resume_latest_and_refuse_to_overwrite_a_run(cli_run):
+    again = diffdis("train", "--data", "data", "--output-dir", "run", "--max-steps", "3", "--batch-size", "8", cwd=cli_run)
+    assert again.returncode == 1 and "resume-from-checkpoint" in again.stderr
+    more = diffdis("train", "--data", "data", "--output-dir", "run", "--max-steps", "4", "--batch-size", "8",
+                   "--resume-from-checkpoint", "latest", "--json", cwd=cli_run)  # fmt: skip
+    assert more.returncode == 0, more.stderr
+    assert json.loads(more.stdout)["step"] == 4
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["generate", "x", "--model", "nowhere"], 1, "does not exist"),
+        (["generate", "x", "--model", "m", "--output", "no/such/dir/x.png"], 2, "does not exist"),
+        (["generate", "x", "--model", "m", "--output", "x.jpg"], 2, "must end in .png"),
+        (["classify", "missing.png", "--model", "m", "--labels", "a,b"], 1, "does not exist"),
+        (["classify", "x.png", "--model", "m", "--labels", "cifar11"], 1, "unknown label set"),
+        (["retrieve", "--model", "m", "--images", "."], 2, "exactly one of"),
+        (["data", "make", "mnist-world", "--out", "d"], 2, "unknown dataset"),
+        (["train", "--data", "nowhere", "--output-dir", "o", "--batch-size", "0"], 1, "batch-size must be positive"),
+        (["train", "--data", "nowhere.txt", "--output-dir", "o"], 1, "cannot use"),
+    ],
+)
+def test_bad_inputs_give_one_line_and_an_exit_code(tmp_path, monkeypatch, args, code, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_version_and_env():
+    assert runner.invoke(app, ["--version"]).output.startswith("diffdis ")
+    info = json.loads(runner.invoke(app, ["env", "--json"]).stdout)
+    assert {"diffdis", "torch", "diffusers", "transformers"} <= set(info)
