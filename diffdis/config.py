@@ -115,6 +115,7 @@ class ModelConfig:
     text_encoder: dict[str, Any] = field(default_factory=_tiny_text)
     vae: dict[str, Any] | None = None  # None: pixel space (identity image encoder)
     schedule: dict[str, Any] = field(default_factory=_pixel_schedule)
+    clip_sample: float | None = 1.0  # clamp x0 estimates while generating: pixel space 1.0, latents None [ours]
     # --- discrimination branch (new modules) ---
     fusion: str = "joint"  # "joint" (paper Fig. 3) | "one-way" (image tokens ignore the text token) [ours]
     query_transformer_layers: int = 6
@@ -160,7 +161,7 @@ class InferenceConfig:
     generate_guidance: float = 3.0
     query_scheduler: str = "ddim"
     query_steps: int = 10
-    query_guidance: float = 0.0  # w in (1+w)*f(z) - w*f(null image)
+    query_guidance: float = 1.0  # s in f(null) + s*(f(z) - f(null)); the paper's w = s - 1
 
 
 @dataclass
@@ -223,6 +224,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
             text_encoder=_sd15_text(),
             vae=_sd_vae(),
             schedule=_sd_schedule(),
+            clip_sample=None,
             query_transformer_width=768,
         )
         cfg = ModelConfig(**{**base, **overrides})

@@ -110,7 +110,7 @@ class DiffDisPipeline(Components):
             return eps_null + scale * (eps_cond - eps_null)
 
         sampler = make_scheduler(scheduler or inf.generate_scheduler, self.config.schedule)
-        latents = sample(denoise, noise, sampler, steps, "epsilon", generator, callback)
+        latents = sample(denoise, noise, sampler, steps, "epsilon", generator, callback, self.config.clip_sample)
         return tensor_to_images(self.autoencoder.decode(latents))
 
     # ---- discrimination ---------------------------------------------------------------------------------
@@ -133,25 +133,25 @@ class DiffDisPipeline(Components):
         (paper Algorithm 3). Image i always gets noise row i of the seed, whatever the batch size."""
         inf = self.inference
         steps = inf.query_steps if num_inference_steps is None else num_inference_steps
-        scale = inf.query_guidance + 1.0 if guidance_scale is None else guidance_scale
+        scale = inf.query_guidance if guidance_scale is None else guidance_scale
         _check_sampling(steps, scale)
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn((len(images), self.config.query_dim), generator=generator)
+        # c is masked in discrimination mode: the null caption's c, or no cross-attention at all [ours]
+        null_condition = self.encode_text([""])[0] if self.config.disc_condition == "null_text" else None
         out, done = [], 0
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            queries = self._denoise_queries(chunk, noise[start : start + len(chunk)], steps, scale, scheduler)
+            queries = self._denoise_queries(chunk, noise[start : start + len(chunk)], steps, scale, scheduler, null_condition)
             out.append(queries)
             done += len(chunk)
             if callback is not None:
                 callback(done, len(images))
         return torch.cat(out)
 
-    def _denoise_queries(self, images, noise, steps: int, scale: float, scheduler: str | None) -> torch.Tensor:
+    def _denoise_queries(self, images, noise, steps, scale, scheduler, null_condition) -> torch.Tensor:
         cfg = self.config
         latents = self.encode_images(images)
-        n = latents.shape[0]
-        null_condition = self.encode_text([""])[0] if cfg.disc_condition == "null_text" else None
         if scale != 1.0:
             latents = torch.cat([latents, torch.zeros_like(latents)])  # the null image is all zeros
         condition = None if null_condition is None else null_condition.expand(latents.shape[0], -1, -1)
@@ -166,7 +166,7 @@ class DiffDisPipeline(Components):
 
         sampler = make_scheduler(scheduler or self.inference.query_scheduler, cfg.schedule)
         x0 = sample(denoise, noise.to(self.device, self.dtype), sampler, steps, "sample")
-        return F.normalize(x0.float(), dim=-1).view(n, -1)
+        return F.normalize(x0.float(), dim=-1)
 
     def classify(
         self,

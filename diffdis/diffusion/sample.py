@@ -21,7 +21,7 @@ from diffusers import (
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from diffdis.diffusion.schedule import alpha_bar, eps_from_x0
+from diffdis.diffusion.schedule import alpha_bar, eps_from_x0, x0_from_eps
 from diffdis.errors import UsageError
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
@@ -60,8 +60,13 @@ def sample(
     prediction: str = "epsilon",
     generator: torch.Generator | None = None,
     callback: Callable[[int, int], None] | None = None,
+    clip_x0: float | None = None,
 ) -> torch.Tensor:
-    """Run `scheduler` from `noise` to x0. `prediction` says what `denoise` returns: "epsilon" or "sample"."""
+    """Run `scheduler` from `noise` to x0. `prediction` says what `denoise` returns: "epsilon" or "sample".
+
+    `clip_x0` clamps each step's x0 estimate to [-clip_x0, clip_x0], for every scheduler alike (pixel-space
+    models need it: near t = T, x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar) amplifies eps errors ~150x).
+    """
     if num_inference_steps < 1:
         raise UsageError(f"num-inference-steps must be at least 1, got {num_inference_steps}")
     scheduler.set_timesteps(num_inference_steps, device=noise.device)
@@ -71,7 +76,13 @@ def sample(
     for i, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(x, t)
         out = denoise(x_in, t)
-        eps = out if prediction == "epsilon" else eps_from_x0(x_in, out, alpha_bar(scheduler, t.item()))
+        abar = alpha_bar(scheduler, t.item())
+        if clip_x0 is not None:
+            x0 = out if prediction == "sample" else x0_from_eps(x_in, out, abar)
+            out, prediction_now = x0.clamp(-clip_x0, clip_x0), "sample"
+        else:
+            prediction_now = prediction
+        eps = out if prediction_now == "epsilon" else eps_from_x0(x_in, out, abar)
         x = scheduler.step(eps, t, x, **step_kwargs).prev_sample
         if callback is not None:
             callback(i + 1, len(timesteps))

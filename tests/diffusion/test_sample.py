@@ -48,3 +48,18 @@ def test_bad_scheduler_and_steps_are_usage_errors():
         make_scheduler("plms", SCHEDULE)
     with pytest.raises(UsageError, match="at least 1"):
         sample(lambda x, t: x, torch.randn(1, 4), make_scheduler("ddim", SCHEDULE), 0)
+
+
+def test_clip_x0_bounds_every_step_estimate():
+    """An eps-model whose x0 estimate is far out of range: clipping keeps the result inside [-1, 1]."""
+    from diffdis.diffusion.schedule import alpha_bar, eps_from_x0
+
+    target = torch.full((1, 3, 4, 4), 5.0)
+    sched = make_scheduler("dpm++", SCHEDULE)
+
+    def eps(x, t):
+        return eps_from_x0(x, target, alpha_bar(sched, t.item()))
+
+    wild = sample(eps, torch.randn(1, 3, 4, 4), sched, 5, "epsilon")
+    clipped = sample(eps, torch.randn(1, 3, 4, 4), make_scheduler("dpm++", SCHEDULE), 5, "epsilon", clip_x0=1.0)
+    assert wild.max() > 4 and clipped.abs().max() <= 1.0 + 1e-4
