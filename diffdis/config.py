@@ -190,6 +190,7 @@ class TrainConfig:
     loss_alignment_weight: float = 1.0  # lambda in L = L_IG + lambda * L_ITA [ours]
     condition_dropout: float = 0.1  # p of dropping c in the generative pass [ours]
     image_dropout: float = 0.1  # p of dropping the image in the discriminative pass [ours]
+    snr_gamma: float | None = None  # Min-SNR-gamma weighting of L_IG (e.g. 5.0); None: plain MSE as the paper
     vocab_size: int = 4096  # size of the BPE tokenizer trained on the captions (from-scratch text encoder)
     log_every: int = 10
     format_version: int = FORMAT_VERSION
@@ -205,6 +206,8 @@ class TrainConfig:
                 raise DiffDisError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.tasks not in ("both", "gen", "disc"):
             raise DiffDisError(f"tasks must be 'both', 'gen' or 'disc', got {self.tasks!r}")
+        if self.snr_gamma is not None and self.snr_gamma <= 0:
+            raise DiffDisError(f"snr-gamma must be positive, got {self.snr_gamma}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise DiffDisError(f"ema-decay must be in (0, 1), got {self.ema_decay}")
 

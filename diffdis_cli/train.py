@@ -31,6 +31,7 @@ def train(
     query_scale: float = typer.Option(1.0, "--query-scale", help="gamma: scale of the unit-norm text query."),
     loss_alignment_weight: float = typer.Option(1.0, "--lambda", help="Weight of L_ITA in L_IG + lambda * L_ITA."),
     tasks: str = typer.Option("both", "--tasks", help="both (DiffDis) | gen | disc (single-task baselines)."),
+    snr_gamma: float | None = typer.Option(None, "--snr-gamma", help="Min-SNR-gamma weighting of L_IG (e.g. 5)."),
     vocab_size: int = typer.Option(4096, "--vocab-size", help="BPE vocabulary trained on the captions."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
 ) -> None:
@@ -48,7 +49,7 @@ def train(
         max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, lr_scheduler=lr_scheduler,
         warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, ema_decay=ema_decay, seed=seed,
         checkpointing_steps=checkpointing_steps, checkpoints_total_limit=checkpoints_total_limit, tasks=tasks,
-        loss_alignment_weight=loss_alignment_weight, vocab_size=vocab_size,
+        loss_alignment_weight=loss_alignment_weight, vocab_size=vocab_size, snr_gamma=snr_gamma,
     )  # fmt: skip
     model_config = make_preset(preset, fusion=fusion, query_scale=query_scale)
     log = (lambda msg: None) if json_out else (lambda msg: err_console.print(msg, highlight=False))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
 
 from diffdis.config import ModelConfig, TrainConfig
 from diffdis.data.captions import load_captioned
@@ -89,17 +90,13 @@ class Trainer:
         c = train_config
         self.optimizer = torch.optim.AdamW(self.params, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2), weight_decay=c.weight_decay)
         self.lr_scheduler = get_scheduler(c.lr_scheduler, self.optimizer, num_warmup_steps=c.warmup_steps, num_training_steps=c.max_steps)
-        self.ema = None
-        if c.ema_decay:
-            from diffusers.training_utils import EMAModel  # imports deepspeed when installed: only on demand
-
-            self.ema = EMAModel(self.params, decay=c.ema_decay)
+        self.ema = EMAModel(self.params, decay=c.ema_decay) if c.ema_decay else None
         if resume_state is not None:
             self.optimizer.load_state_dict(resume_state["optimizer"])
             self.lr_scheduler.load_state_dict(resume_state["lr_scheduler"])
             if self.ema is not None:
                 self.ema.load_state_dict(resume_state["ema"])
-        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout)
+        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma)
         self.null_ids = self.pipe.token_ids([""])
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,9 +19,23 @@ from torch import nn
 from diffdis.diffusion.schedule import add_noise, noise_query
 
 
-def loss_generative(noise_pred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """L_IG = ||eps - Phi_u(z_t, t, c)||^2 (mean over elements, as diffusers' training scripts)."""
-    return F.mse_loss(noise_pred.float(), noise.float())
+def loss_generative(noise_pred: torch.Tensor, noise: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L_IG = ||eps - Phi_u(z_t, t, c)||^2, mean over elements (as diffusers' training scripts).
+
+    `weights` (B,) reweights samples, e.g. Min-SNR-gamma (Hang et al. 2023): min(SNR_t, gamma) / SNR_t.
+    """
+    if weights is None:
+        return F.mse_loss(noise_pred.float(), noise.float())
+    per_sample = F.mse_loss(noise_pred.float(), noise.float(), reduction="none").flatten(1).mean(1)
+    return (per_sample * weights).mean()
+
+
+def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """min(SNR_t, gamma) / SNR_t for eps-prediction; speeds up convergence of the generative loss."""
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(scheduler, timesteps)
+    return torch.clamp(snr, max=gamma) / snr
 
 
 def _gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -58,6 +72,7 @@ class UnifiedLossSettings:
     loss_alignment_weight: float = 1.0
     condition_dropout: float = 0.1
     image_dropout: float = 0.1
+    snr_gamma: float | None = None  # Min-SNR weighting of L_IG; None: the paper's plain MSE
 
 
 def unified_loss(
@@ -95,7 +110,8 @@ def unified_loss(
         condition_gen = torch.where(drop, null_condition, condition)
         t_z, noise = randint(batch), randn(latents.shape)
         noise_pred = model.predict_noise(add_noise(scheduler, latents, noise, t_z), t_z, condition_gen)
-        loss_ig = loss_generative(noise_pred, noise)
+        weights = None if settings.snr_gamma is None else min_snr_weights(scheduler, t_z, settings.snr_gamma).to(device)
+        loss_ig = loss_generative(noise_pred, noise, weights)
         total = total + loss_ig
         logs["loss_generative"] = loss_ig.item()
 

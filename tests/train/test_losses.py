@@ -65,3 +65,16 @@ def test_unified_loss_runs_the_requested_tasks(config, tokenizer, tasks, keys):
     assert any(p.grad is not None for p in text.parameters())  # a from-scratch text encoder learns from the loss
     again, _ = unified_loss(model, text, IdentityAutoencoder(), sched, ids, null, images, settings, torch.Generator().manual_seed(0))
     assert again.item() == pytest.approx(loss.item(), rel=1e-6)  # all randomness comes from the generator
+
+
+def test_min_snr_weights_cap_the_easy_timesteps():
+    from diffdis.config import preset
+    from diffdis.train.losses import min_snr_weights
+
+    sched = training_scheduler(preset("tiny").schedule)
+    w = min_snr_weights(sched, torch.tensor([0, 100, 999]), gamma=5.0)
+    snr = sched.alphas_cumprod / (1 - sched.alphas_cumprod)
+    assert w[0].item() == pytest.approx(5.0 / snr[0].item(), rel=1e-4)  # low noise: high SNR, down-weighted
+    assert w[2].item() == pytest.approx(1.0)  # SNR below gamma: weight 1
+    weighted = loss_generative(torch.ones(3, 2), torch.zeros(3, 2), torch.tensor([1.0, 0.5, 0.0]))
+    assert weighted.item() == pytest.approx(0.5)
