@@ -24,7 +24,15 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel, PreTrainedTokenizerBase
 
 from diffdis import __version__
-from diffdis.config import FORMAT_VERSION, InferenceConfig, ModelConfig, TrainConfig, load_config, save_config
+from diffdis.config import (
+    FORMAT_VERSION,
+    InferenceConfig,
+    ModelConfig,
+    TrainConfig,
+    inference_defaults,
+    load_config,
+    save_config,
+)
 from diffdis.diffusion.schedule import training_scheduler
 from diffdis.errors import DiffDisError
 from diffdis.model.autoencoder import IdentityAutoencoder, LatentAutoencoder
@@ -111,7 +119,7 @@ def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torc
     inference = (
         load_config(InferenceConfig, directory / "inference_config.json")
         if (directory / "inference_config.json").exists()
-        else InferenceConfig()
+        else inference_defaults(cfg)
     )
     training = (
         load_config(TrainConfig, directory / "training_config.json")

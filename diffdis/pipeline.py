@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from diffdis.config import InferenceConfig, ModelConfig
+from diffdis.config import InferenceConfig, ModelConfig, inference_defaults
 from diffdis.data.transforms import image_to_tensor, tensor_to_images
 from diffdis.diffusion.sample import make_scheduler, sample
 from diffdis.errors import UsageError
@@ -38,7 +38,7 @@ class DiffDisPipeline(Components):
     def build(cls, config: ModelConfig, tokenizer, inference: InferenceConfig | None = None) -> DiffDisPipeline:
         """A randomly initialised model in eval mode (seed torch first for a repeatable init)."""
         text_encoder = TextEncoder(build_text_model(config.text_encoder, tokenizer))
-        pipe = cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae), inference or InferenceConfig())
+        pipe = cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae), inference or inference_defaults(config))
         for module in (pipe.model, pipe.text_encoder, pipe.autoencoder):
             module.eval()
         return pipe

@@ -3,31 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 import typer
 
 from diffdis_cli.common import command, err_console
 
 app = typer.Typer(help="Built-in datasets, generated offline.", no_args_is_help=True)
-WORLDS = ("shapes",)
+WORLDS = ("shapes", "world", "digits")
+SPLITS = {"shapes": ("train",), "world": ("train", "heldout"), "digits": ("train", "test")}
 
 
 @app.command("make")
 @command
 def make(
-    name: str = typer.Argument(..., help="Dataset name: shapes."),
+    name: str = typer.Argument(
+        ..., help="Dataset: shapes (toy shapes), world (CIFAR-10 objects and shapes), digits (scikit-learn digits)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder to write (image files + metadata.jsonl)."),
-    num_images: int = typer.Option(1000, "--num-images", min=1),
-    seed: int = typer.Option(0, "--seed"),
+    num_images: int | None = typer.Option(
+        None, "--num-images", min=1, help="Images to write (default 1000); digits: at most this many of the split."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Drawing seed; for digits, the train/test split seed."),
+    split: str | None = typer.Option(
+        None, "--split", help="world: train or heldout (unseen colour x object pairs); digits: train or test."
+    ),
+    size: int = typer.Option(32, "--size", min=8, help="Image side in pixels."),
 ) -> None:
     """Write a built-in captioned dataset as an image folder with metadata.jsonl."""
     from diffdis.errors import UsageError
 
     if name not in WORLDS:
         raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(WORLDS)}")
+    split = split or "train"
+    if split not in SPLITS[name]:
+        raise UsageError(f"dataset {name} has no split {split!r}; choose one of: {', '.join(SPLITS[name])}")
     if (out / "metadata.jsonl").exists():
         raise UsageError(f"{out} already holds a dataset; choose another --out")
-    from diffdis.data.shapes import make_shapes
+    if name == "digits":
+        from diffdis.data.digits import make_digits
 
-    make_shapes(out, num_images, seed)
-    err_console.print(f"wrote {num_images} images and metadata.jsonl to {out}", highlight=False)
+        make_digits(out, split, seed, size, limit=num_images)
+    elif name == "world":
+        from diffdis.data.world import make_world
+
+        make_world(out, num_images or 1000, seed, size, split)
+    else:
+        from diffdis.data.shapes import make_shapes
+
+        make_shapes(out, num_images or 1000, seed, size)
+    written = len((out / "metadata.jsonl").read_text(encoding="utf-8").splitlines())
+    err_console.print(f"wrote {written} images and metadata.jsonl to {out}", highlight=False)

@@ -8,7 +8,13 @@ from pathlib import Path
 from diffdis.errors import DiffDisError
 
 # Which built-in templates a built-in label set uses when none are given.
-DEFAULT_TEMPLATES = {"cifar10": "cifar", "cifar100": "cifar", "mnist": "mnist", "imagenet1k": "imagenet_simple"}
+DEFAULT_TEMPLATES = {
+    "cifar10": "cifar",
+    "cifar100": "cifar",
+    "mnist": "mnist",
+    "imagenet1k": "imagenet_simple",
+    "digits": "digits",
+}
 
 
 def _builtin(folder: str) -> dict[str, str]:

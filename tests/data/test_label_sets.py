@@ -6,7 +6,8 @@ from diffdis.errors import DiffDisError
 
 def test_builtin_label_sets_have_their_sizes():
     sizes = {name: len(load_labels(name)) for name in builtin_label_sets()}
-    assert sizes == {"cifar10": 10, "cifar100": 100, "imagenet1k": 1000, "mnist": 10}
+    assert sizes == {"cifar10": 10, "cifar100": 100, "imagenet1k": 1000, "mnist": 10, "digits": 10, "world_objects": 10,
+                     "world_colours": 11}  # fmt: skip
     assert load_labels("cifar10")[1] == "automobile"
 
 
