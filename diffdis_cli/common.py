@@ -54,6 +54,12 @@ def command(fn: F) -> F:
                 raise
             err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
+        except OSError as err:  # the file system said no: permissions, disk full, a name too long ...
+            if debug_enabled():
+                raise
+            where = f": {err.filename}" if err.filename else ""
+            err_console.print(f"[red]error:[/red] {err.strerror or err}{where}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", highlight=False)
             raise typer.Exit(130) from None

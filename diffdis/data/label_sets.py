@@ -49,6 +49,13 @@ def read_text_file(path: Path, what: str) -> list[str]:
     return _read_lines(text, f"{what} file {path}")
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
+
+
 def load_labels(spec: str) -> list[str]:
     """A built-in set name (cifar10, ...), a text file with one label per line, or 'a,b,c'."""
     builtin = _builtin("labels")
@@ -56,12 +63,12 @@ def load_labels(spec: str) -> list[str]:
         text = (resources.files("diffdis.data") / "labels" / builtin[spec]).read_text(encoding="utf-8")
         return _read_lines(text, f"label set {spec}")  # upstream lists are kept as they are (ImageNet repeats 2)
     path = Path(spec)
-    if path.suffix == ".txt" or path.exists():
+    if "," in spec and path.suffix != ".txt":
+        labels = [s.strip() for s in spec.split(",") if s.strip()]
+    elif path.suffix == ".txt" or _is_file(path):
         if not path.is_file():
             raise DiffDisError(f"label file {spec} does not exist; built-in sets: {', '.join(builtin_label_sets())}")
         labels = read_text_file(path, "label")
-    elif "," in spec:
-        labels = [s.strip() for s in spec.split(",") if s.strip()]
     else:
         raise DiffDisError(
             f"unknown label set {spec!r}: give a built-in name ({', '.join(builtin_label_sets())}), "

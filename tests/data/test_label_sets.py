@@ -20,6 +20,8 @@ def test_builtin_templates_each_hold_one_placeholder():
 
 def test_labels_from_a_list_and_a_file(tmp_path):
     assert load_labels("cat, dog,bird") == ["cat", "dog", "bird"]
+    long = [f"a rather long label number {i}" for i in range(40)]  # longer than a file name may be
+    assert load_labels(",".join(long)) == long
     f = tmp_path / "l.txt"
     f.write_text("\ufeffcat\n\ndog\n", encoding="utf-8")
     assert load_labels(str(f)) == ["cat", "dog"]
