@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import typer
 
 from diffdis_cli.common import command, err_console
 
 app = typer.Typer(help="Built-in datasets, generated offline.", no_args_is_help=True)
-WORLDS = ("shapes", "world", "digits")
-SPLITS = {"shapes": ("train",), "world": ("train", "heldout"), "digits": ("train", "test")}
 
 
 @app.command("make")
@@ -29,26 +28,7 @@ def make(
     size: int = typer.Option(32, "--size", min=8, help="Image side in pixels."),
 ) -> None:
     """Write a built-in captioned dataset as an image folder with metadata.jsonl."""
-    from diffdis.errors import UsageError
+    from diffdis.data.builtin import make_dataset
 
-    if name not in WORLDS:
-        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(WORLDS)}")
-    split = split or "train"
-    if split not in SPLITS[name]:
-        raise UsageError(f"dataset {name} has no split {split!r}; choose one of: {', '.join(SPLITS[name])}")
-    if (out / "metadata.jsonl").exists():
-        raise UsageError(f"{out} already holds a dataset; choose another --out")
-    if name == "digits":
-        from diffdis.data.digits import make_digits
-
-        make_digits(out, split, seed, size, limit=num_images)
-    elif name == "world":
-        from diffdis.data.world import make_world
-
-        make_world(out, num_images or 1000, seed, size, split)
-    else:
-        from diffdis.data.shapes import make_shapes
-
-        make_shapes(out, num_images or 1000, seed, size)
-    written = len((out / "metadata.jsonl").read_text(encoding="utf-8").splitlines())
+    written = make_dataset(name, out, num_images, seed, split or "train", size)
     err_console.print(f"wrote {written} images and metadata.jsonl to {out}", highlight=False)
