@@ -155,10 +155,17 @@ class DiffDisPipeline(Components):
         if scale != 1.0:
             latents = torch.cat([latents, torch.zeros_like(latents)])  # the null image is all zeros
         condition = None if null_condition is None else null_condition.expand(latents.shape[0], -1, -1)
+        # one-way fusion: the image stream does not see e_t, so it runs once per image, not once per step
+        cache = self.model.cache_image_stream(latents, condition) if cfg.fusion == "one-way" else None
+
+        def predict(xs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if cache is not None:
+                return self.model.predict_query_cached(cache, xs, t)
+            return self.model.predict_query(latents, xs, t, condition)
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             xs = torch.cat([x, x]) if scale != 1.0 else x
-            pred = F.normalize(self.model.predict_query(latents, xs, t.reshape(1).to(x.device), condition).float(), dim=-1)
+            pred = F.normalize(predict(xs, t.reshape(1).to(x.device)).float(), dim=-1)
             if scale != 1.0:
                 pred_img, pred_null = pred.chunk(2)
                 pred = pred_null + scale * (pred_img - pred_null)

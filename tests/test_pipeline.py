@@ -92,3 +92,17 @@ def test_incomplete_or_mismatched_model_folders_are_refused(trained_model, tmp_p
     (mismatched / "model_config.json").write_text(cfg)
     with pytest.raises(DiffDisError, match="do not fit"):
         DiffDisPipeline.from_pretrained(mismatched)
+
+
+def test_one_way_pipeline_classifies_with_the_cached_image_stream(tokenizer, images):
+    from tests.conftest import micro_config
+
+    pipe = DiffDisPipeline.build(micro_config(fusion="one-way"), tokenizer)
+    for block in pipe.model.discriminator.fusion.values():
+        torch.nn.init.normal_(block.fc_out.weight, std=0.2)
+    calls = []
+    original = pipe.model.predict_query
+    pipe.model.predict_query = lambda *a, **k: calls.append(1) or original(*a, **k)
+    scores = pipe.classify(images, ["red circle", "blue square"], num_inference_steps=4, guidance_scale=2.0)
+    assert scores.shape == (5, 2) and torch.isfinite(scores).all()
+    assert len(calls) == 1  # the image stream ran once (to fill the cache), not once per step

@@ -43,15 +43,30 @@ class DualStreamBlock(nn.Module):
         hidden_states: torch.Tensor,  # (B, C, H, W) image features entering the SD transformer
         query_input: torch.Tensor,  # (B, d) u = h_e + e_t + Embed(t_e)
         condition: torch.Tensor | None,  # (B, L, d_c) c, or None to skip cross-attention
+        record: list[torch.Tensor] | None = None,  # one-way: collects what the text token attends to
     ) -> tuple[torch.Tensor, torch.Tensor]:
         batch, _, height, width = hidden_states.shape
         residual = hidden_states
         image, inner_dim = transformer._operate_on_continuous_inputs(hidden_states)  # (B, HW, C)
         text = self.fc_in(query_input)[:, None, :]  # (B, 1, C)
         for i, block in enumerate(transformer.transformer_blocks):
-            image, text = self._inner(i, block, image, text, condition)
+            image, text = self._inner(i, block, image, text, condition, record)
         out = transformer._get_output_for_continuous_inputs(image, residual, batch, height, width, inner_dim)
         return out, self.fc_out(text[:, 0])
+
+    def text_only(
+        self, transformer: Transformer2DModel, cached_image: list[torch.Tensor], query_input: torch.Tensor
+    ) -> torch.Tensor:
+        """One-way fusion over a cached image stream: only the text token runs. Returns the new h_e (B, d).
+
+        `cached_image[i]` is the normalised image tokens (B, HW, C) of inner block i, recorded once per image.
+        """
+        text = self.fc_in(query_input)[:, None, :]
+        for i, block in enumerate(transformer.transformer_blocks):
+            text_normed = self.norm_attn[i](text)
+            text = text + block.attn1(text_normed, encoder_hidden_states=torch.cat([text_normed, cached_image[i]], 1))
+            text = text + self.ff[i](self.norm_ff[i](text))
+        return self.fc_out(text[:, 0])
 
     def _inner(
         self,
@@ -60,6 +75,7 @@ class DualStreamBlock(nn.Module):
         image: torch.Tensor,  # (B, HW, C)
         text: torch.Tensor,  # (B, 1, C)
         condition: torch.Tensor | None,
+        record: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         image_normed = block.norm1(image)
         text_normed = self.norm_attn[i](text)
@@ -70,6 +86,8 @@ class DualStreamBlock(nn.Module):
         else:  # one-way: the image stream is SD's own self-attention, blind to the text token
             image_attn = block.attn1(image_normed)
             text_attn = block.attn1(text_normed, encoder_hidden_states=tokens)
+            if record is not None:
+                record.append(image_normed)
         image = image + image_attn
         text = text + text_attn
         if block.attn2 is not None and condition is not None:

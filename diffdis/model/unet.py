@@ -106,18 +106,21 @@ class DiffDisModel(nn.Module):
         noisy_query: torch.Tensor,  # (B, d) e_t
         timesteps: torch.Tensor,  # (B,) t_e
         condition: torch.Tensor | None,  # (B, L, d_c) the null-text c, or None to skip cross-attention
+        cache: dict[str, list[torch.Tensor] | torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Discrimination mode: e0_hat = Phi_theta(e_t, t_e, z), shape (B, d), not normalised."""
+        """Discrimination mode: e0_hat = Phi_theta(e_t, t_e, z), shape (B, d), not normalised.
+
+        With fusion="one-way", a dict passed as `cache` is filled with the image stream (see `cache_image_stream`).
+        """
         unet, branch = self.unet, self.discriminator
         batch = latents.shape[0]
         zero_t = torch.zeros(batch, dtype=torch.long, device=latents.device)
         image_temb = unet.time_embedding(unet.get_time_embed(sample=latents, timestep=zero_t))
         if unet.time_embed_act is not None:
             image_temb = unet.time_embed_act(image_temb)
-        query_temb = branch.query_time_embedding(
-            branch.query_time_proj(timesteps.expand(batch)).to(noisy_query.dtype)
-        )  # (B, d), the text stream's own timestep embedding
+        query_temb = self._query_time_embedding(timesteps, noisy_query)
         hidden_query = torch.zeros_like(noisy_query)  # h_e before the first block
+        record = cache is not None and self.config.fusion == "one-way"
 
         h = unet.conv_in(latents)
         for i, block in enumerate(unet.down_blocks):
@@ -126,13 +129,42 @@ class DiffDisModel(nn.Module):
                 h = resnet(h, image_temb)
                 if attentions is not None:
                     u = hidden_query + noisy_query + query_temb
-                    h, hidden_query = branch.fusion[f"down_{i}_{j}"](attentions[j], h, u, condition)
+                    key = f"down_{i}_{j}"
+                    seen = cache.setdefault(key, []) if record else None
+                    h, hidden_query = branch.fusion[key](attentions[j], h, u, condition, seen)
             for downsampler in block.downsamplers or []:
                 h = downsampler(h)
         mid = unet.mid_block
         h = mid.resnets[0](h, image_temb)
         for j, (attn, resnet) in enumerate(zip(mid.attentions, mid.resnets[1:])):
             u = hidden_query + noisy_query + query_temb
-            h, hidden_query = branch.fusion[f"mid_{j}"](attn, h, u, condition)
+            seen = cache.setdefault(f"mid_{j}", []) if record else None
+            h, hidden_query = branch.fusion[f"mid_{j}"](attn, h, u, condition, seen)
             h = resnet(h, image_temb)
+        if record:
+            cache["mid_out"] = h
         return branch.query_transformer(hidden_query + noisy_query + query_temb, h)
+
+    def _query_time_embedding(self, timesteps: torch.Tensor, noisy_query: torch.Tensor) -> torch.Tensor:
+        """(B, d): the text stream's own timestep embedding Embed(t_e)."""
+        branch = self.discriminator
+        proj = branch.query_time_proj(timesteps.expand(noisy_query.shape[0])).to(noisy_query.dtype)
+        return branch.query_time_embedding(proj)
+
+    def cache_image_stream(self, latents: torch.Tensor, condition: torch.Tensor | None) -> dict:
+        """One-way fusion only: run the image stream once per image (our extension, PAPER.md §3)."""
+        if self.config.fusion != "one-way":
+            raise DiffDisError("only fusion='one-way' models can cache the image stream")
+        cache: dict = {}
+        zeros = torch.zeros(latents.shape[0], self.config.query_dim, device=latents.device, dtype=latents.dtype)
+        self.predict_query(latents, zeros, torch.zeros(1, device=latents.device), condition, cache)
+        return cache
+
+    def predict_query_cached(self, cache: dict, noisy_query: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """Same as `predict_query` for a one-way model, from `cache_image_stream`: only the text stream runs."""
+        query_temb = self._query_time_embedding(timesteps, noisy_query)
+        hidden_query = torch.zeros_like(noisy_query)
+        for key, transformer in _fusion_sites(self.unet):
+            u = hidden_query + noisy_query + query_temb
+            hidden_query = self.discriminator.fusion[key].text_only(transformer, cache[key], u)
+        return self.discriminator.query_transformer(hidden_query + noisy_query + query_temb, cache["mid_out"])

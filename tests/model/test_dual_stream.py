@@ -109,3 +109,23 @@ def test_gradients_reach_shared_and_new_modules():
     assert model.unet.conv_in.weight.grad.abs().sum() > 0  # the shared image stream learns from L_ITA
     assert model.unet.up_blocks[0].resnets[0].conv1.weight.grad is None  # the up path is never run
     assert all(b.fc_in.weight.grad.abs().sum() > 0 for b in copy.copy(model.discriminator.fusion).values())
+
+
+def test_one_way_cached_image_stream_gives_the_same_prediction():
+    model = DiffDisModel(micro_config(fusion="one-way")).eval()
+    _randomise_new_modules(model)
+    z, c, e, t = _inputs()
+    with torch.no_grad():
+        cache = model.cache_image_stream(z, c)
+        for t_e in (torch.tensor([10, 500]), torch.tensor([999])):
+            direct = model.predict_query(z, e, t_e, c)
+            assert torch.allclose(model.predict_query_cached(cache, e, t_e), direct, atol=1e-5)
+
+
+def test_joint_models_cannot_cache():
+    from diffdis.errors import DiffDisError
+
+    model = DiffDisModel(micro_config()).eval()
+    z, c, _, _ = _inputs()
+    with pytest.raises(DiffDisError, match="one-way"):
+        model.cache_image_stream(z, c)
