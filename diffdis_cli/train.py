@@ -11,7 +11,7 @@ from diffdis_cli.common import command, err_console, print_json, progress, quiet
 
 @command
 def train(
-    data: str = typer.Option(..., "--data", help="Image folder with metadata.jsonl, or a .parquet / .csv file."),
+    data: str = typer.Option(..., "--data", help="Image folder with metadata.jsonl, a .parquet / .csv file, or built-in sets like world:20000+digits."),
     output_dir: Path = typer.Option(..., "--output-dir", help="Where the model folder and checkpoints go."),
     preset: str = typer.Option("tiny", "--preset", help="Model geometry: tiny | sd15."),
     max_steps: int = typer.Option(1000, "--max-steps"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from diffdis.errors import UsageError
@@ -37,3 +39,31 @@ def make_dataset(
 
         make_shapes(out, num_images or DEFAULT_NUM_IMAGES, seed, size)
     return len((out / "metadata.jsonl").read_text(encoding="utf-8").splitlines())
+
+
+def cache_root() -> Path:
+    """Where built-in datasets named by --data are written once: $DIFFDIS_CACHE or ~/.cache/diffdis."""
+    return Path(os.environ.get("DIFFDIS_CACHE", Path.home() / ".cache" / "diffdis")) / "datasets"
+
+
+def parse_builtin(spec: str) -> list[tuple[str, int | None]] | None:
+    """'world:20000+digits' -> [("world", 20000), ("digits", None)]; None when `spec` names no built-in set."""
+    parts = []
+    for part in spec.split("+"):
+        name, _, count = part.partition(":")
+        if name not in SPLITS or (count and not count.isdigit()):
+            return None
+        parts.append((name, int(count) if count else None))
+    return parts
+
+
+def materialise(name: str, num_images: int | None) -> Path:
+    """The training split of a built-in dataset in the cache (seed 0), written on first use."""
+    folder = cache_root() / f"{name}-train-{num_images or 'default'}"
+    if not (folder / "metadata.jsonl").exists():
+        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make_dataset(name, tmp, num_images)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    return folder

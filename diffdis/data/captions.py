@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 from datasets import Dataset, Image
 
+from diffdis.data.builtin import materialise, parse_builtin
 from diffdis.errors import DiffDisError
 
 
@@ -18,8 +19,16 @@ def _resolve_paths(ds: Dataset, column: str, root: Path) -> Dataset:
 
 
 def load_captioned(path: str, image_column: str = "image", caption_column: str = "text") -> Dataset:
-    """A `datasets.Dataset` with columns `image` (decoded to PIL) and `text`."""
+    """A `datasets.Dataset` with columns `image` (decoded to PIL) and `text`.
+
+    `path` may also name built-in datasets, joined with '+' and each with an optional size:
+    'world:20000+digits' (written once to the cache, see `diffdis.data.builtin`).
+    """
     source = Path(path)
+    builtin = None if source.exists() else parse_builtin(path)
+    if builtin:
+        parts = [load_captioned(str(materialise(name, count))) for name, count in builtin]
+        return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     datasets.disable_progress_bars()
     if source.is_dir():
         if not (source / "metadata.jsonl").is_file():
@@ -38,7 +47,8 @@ def load_captioned(path: str, image_column: str = "image", caption_column: str =
             raise DiffDisError(f"cannot read {source}: {err}") from err
     else:
         raise DiffDisError(
-            f"cannot use {path!r} as data: give an image folder with metadata.jsonl, a .parquet or a .csv file"
+            f"cannot use {path!r} as data: give an image folder with metadata.jsonl, a .parquet or a .csv file, "
+            "or built-in datasets such as 'world:20000+digits'"
         )
     for column, flag in ((image_column, "--image-column"), (caption_column, "--caption-column")):
         if column not in ds.column_names:

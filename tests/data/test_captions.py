@@ -39,3 +39,15 @@ def test_bad_data_sources(tmp_path, shapes_dir):
         load_captioned(str(tmp_path / "x.txt"))
     with pytest.raises(DiffDisError, match="no column 'caption'"):
         load_captioned(str(shapes_dir), caption_column="caption")
+
+
+def test_builtin_names_are_written_once_to_the_cache_and_joined(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFDIS_CACHE", str(tmp_path))
+    ds = load_captioned("shapes:12+digits:5")
+    assert len(ds) == 17 and set(ds.column_names) == {"image", "text"}
+    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == ["digits-train-5", "shapes-train-12"]
+    stamp = (tmp_path / "datasets" / "shapes-train-12" / "metadata.jsonl").stat().st_mtime_ns
+    assert len(load_captioned("shapes:12")) == 12
+    assert (tmp_path / "datasets" / "shapes-train-12" / "metadata.jsonl").stat().st_mtime_ns == stamp  # reused
+    with pytest.raises(DiffDisError, match="cannot use"):
+        load_captioned("shapes:many")
