@@ -201,6 +201,7 @@ class TrainConfig:
     condition_dropout: float = 0.1  # p of dropping c in the generative pass [ours]
     image_dropout: float = 0.1  # p of dropping the image in the discriminative pass [ours]
     snr_gamma: float | None = None  # Min-SNR-gamma weighting of L_IG (e.g. 5.0); None: plain MSE as the paper
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (DeepSpeed runs)
     vocab_size: int = 4096  # size of the BPE tokenizer trained on the captions (from-scratch text encoder)
     log_every: int = 10
     format_version: int = FORMAT_VERSION
@@ -216,6 +217,8 @@ class TrainConfig:
                 raise DiffDisError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.tasks not in ("both", "gen", "disc"):
             raise DiffDisError(f"tasks must be 'both', 'gen' or 'disc', got {self.tasks!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise DiffDisError(f"mixed-precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise DiffDisError(f"snr-gamma must be positive, got {self.snr_gamma}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:

@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(train.train)
+app.command("export")(train.export)
 app.command("generate")(generate.generate)
 app.command("classify")(discriminate.classify)
 app.command("retrieve")(discriminate.retrieve)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -33,6 +36,10 @@ def train(
     tasks: str = typer.Option("both", "--tasks", help="both (DiffDis) | gen | disc (single-task baselines)."),
     snr_gamma: float | None = typer.Option(None, "--snr-gamma", help="Min-SNR-gamma weighting of L_IG (e.g. 5)."),
     vocab_size: int = typer.Option(4096, "--vocab-size", help="BPE vocabulary trained on the captions."),
+    deepspeed: str | None = typer.Option(
+        None, "--deepspeed", help="zero1 | zero2 | zero3 | zero2-offload | zero3-offload | CONFIG.json (launch with torchrun or deepspeed)."
+    ),
+    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 | fp16 (with --deepspeed)."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
 ) -> None:
     """Train DiffDis: L = L_IG + lambda * L_ITA on every batch. Writes a model folder to --output-dir."""
@@ -42,7 +49,7 @@ def train(
     from diffdis.errors import DiffDisError
     from diffdis.train.loop import Trainer
 
-    if resume_from_checkpoint is None and ((output_dir / "model_index.json").exists() or (output_dir / "checkpoints").exists()):
+    if resume_from_checkpoint is None and ((output_dir / "model_index.json").exists() or (output_dir / "checkpoints" / "latest").exists()):
         raise DiffDisError(f"{output_dir} already holds a training run: pass --resume-from-checkpoint latest or pick a new --output-dir")
     cfg = TrainConfig(
         data=data, output_dir=str(output_dir), preset=preset, image_column=image_column, caption_column=caption_column,
@@ -50,12 +57,24 @@ def train(
         warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, ema_decay=ema_decay, seed=seed,
         checkpointing_steps=checkpointing_steps, checkpoints_total_limit=checkpoints_total_limit, tasks=tasks,
         loss_alignment_weight=loss_alignment_weight, vocab_size=vocab_size, snr_gamma=snr_gamma,
+        mixed_precision=mixed_precision,
     )  # fmt: skip
     model_config = make_preset(preset, fusion=fusion, query_scale=query_scale)
-    log = (lambda msg: None) if json_out else (lambda msg: err_console.print(msg, highlight=False))
-    trainer = Trainer(cfg, model_config, resume_from_checkpoint, log)
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / deepspeed only rank 0 talks
+    quiet = json_out or not main_process
+    log = (lambda msg: None) if quiet else (lambda msg: err_console.print(msg, highlight=False))
+    stdout = contextlib.nullcontext()
+    if deepspeed:
+        # DeepSpeed prints to stdout (its logger binds the stream on import): keep stdout for our results
+        stdout = contextlib.redirect_stdout(sys.stderr)
+        with stdout:
+            from diffdis.train.deepspeed import DeepSpeedTrainer
+
+            trainer = DeepSpeedTrainer(cfg, deepspeed, model_config, resume_from_checkpoint, log)
+    else:
+        trainer = Trainer(cfg, model_config, resume_from_checkpoint, log)
     last: dict[str, float] = {}
-    with progress("training", enabled=not json_out) as update:
+    with stdout, progress("training", enabled=not quiet) as update:
 
         def on_step(step: int, total: int, logs: dict[str, float]) -> None:
             last.update(logs, step=step)
@@ -65,7 +84,27 @@ def train(
 
         out = trainer.run(on_step)
     summary = {"model": str(out), "steps": cfg.max_steps, **last}
+    if not main_process:
+        return
     if json_out:
         print_json(summary)
     else:
         err_console.print(f"model saved to {out}", highlight=False)
+
+
+@command
+def export(
+    checkpoint: Path = typer.Argument(..., help="A DeepSpeed checkpoint folder: OUTPUT_DIR/checkpoints/checkpoint-N."),
+    out_dir: Path = typer.Argument(..., help="Where to write the model folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
+) -> None:
+    """Consolidate a DeepSpeed ZeRO checkpoint (any stage) into a model folder every command loads."""
+    from diffdis.errors import UsageError
+
+    if (out_dir / "model_index.json").exists() and not overwrite:
+        raise UsageError(f"{out_dir} already holds a model; pass --overwrite or choose another folder")
+    quiet_libraries()
+    from diffdis.train.deepspeed import export_checkpoint
+
+    export_checkpoint(checkpoint, out_dir)
+    err_console.print(f"model saved to {out_dir}", highlight=False)

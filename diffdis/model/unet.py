@@ -46,6 +46,19 @@ class QueryTransformer(nn.Module):
         return self.predictor(self.norm_out(tokens[:, 0]))
 
 
+class LogitScale(nn.Module):
+    """The InfoNCE temperature: exp(learnable log scale), clamped. A module (not a bare parameter), so
+    ZeRO-3 gathers it like every other weight when it is called."""
+
+    def __init__(self, init: float, maximum: float) -> None:
+        super().__init__()
+        self.log_value = nn.Parameter(torch.tensor([math.log(init)]))  # 1-d: DeepSpeed cannot broadcast 0-d
+        self.maximum = maximum
+
+    def forward(self) -> torch.Tensor:
+        return self.log_value.exp().clamp(max=self.maximum)[0]
+
+
 def _fusion_sites(unet: UNet2DConditionModel) -> list[tuple[str, nn.Module]]:
     """(key, Transformer2DModel) for every SD transformer on the shared down path and in the middle."""
     sites = []
@@ -79,7 +92,7 @@ class DiscriminativeBranch(nn.Module):
             config.query_transformer_layers,
             config.query_transformer_head_dim,
         )
-        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
+        self.logit_scale = LogitScale(config.logit_scale_init, config.logit_scale_max)
 
 
 class DiffDisModel(nn.Module):
@@ -94,7 +107,7 @@ class DiffDisModel(nn.Module):
         self.discriminator = DiscriminativeBranch(config, self.unet)
 
     def logit_scale(self) -> torch.Tensor:
-        return self.discriminator.log_logit_scale.exp().clamp(max=self.config.logit_scale_max)
+        return self.discriminator.logit_scale()
 
     def predict_noise(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Generation mode: eps_hat = Phi_u(z_t, t_z, c). No text token: this is SD's UNet forward."""

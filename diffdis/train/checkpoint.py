@@ -28,7 +28,24 @@ def checkpoints_dir(output_dir: Path) -> Path:
 
 
 def _complete(path: Path) -> bool:
-    return (path / "trainer_state.json").is_file() and (path / "training_state.pt").is_file() and (path / "model").is_dir()
+    state = (path / "training_state.pt").is_file() or (path / "deepspeed").is_dir()  # single process | DeepSpeed
+    return (path / "trainer_state.json").is_file() and state and (path / "model" / "model_index.json").is_file()
+
+
+def publish(root: Path, tmp: Path, step: int, total_limit: int | None) -> Path:
+    """Rename a finished checkpoint into place, then point `latest` at it, then prune old ones."""
+    final = root / f"checkpoint-{step}"
+    (tmp / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    pointer = root / f".{LATEST}.tmp"
+    pointer.write_text(final.name + "\n")
+    os.replace(pointer, root / LATEST)
+    if total_limit is not None:
+        for old in sorted(_all(root), key=_step)[:-total_limit]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 def save_checkpoint(
@@ -37,24 +54,13 @@ def save_checkpoint(
     """`save_model(dir)` writes the model folder; `state` is torch-serialisable (tensors, numbers, dicts)."""
     root = checkpoints_dir(output_dir)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"checkpoint-{step}"
     tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}.tmp-", dir=root))
     try:
         save_model(tmp / "model")
         torch.save(state, tmp / "training_state.pt")
-        (tmp / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        return publish(root, tmp, step, total_limit)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    pointer = root / f".{LATEST}.tmp"
-    pointer.write_text(final.name + "\n")
-    os.replace(pointer, root / LATEST)
-    if total_limit is not None:
-        for old in sorted(_all(root), key=_step)[:-total_limit]:
-            shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def _step(path: Path) -> int:

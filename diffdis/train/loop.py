@@ -68,18 +68,15 @@ class Trainer:
         self.dataset = load_captioned(train_config.data, train_config.image_column, train_config.caption_column)
         if train_config.batch_size > len(self.dataset):
             raise DiffDisError(f"batch size {train_config.batch_size} exceeds the {len(self.dataset)} rows of {train_config.data}")
-        self.start_step, resume_state = 0, None
+        self.checkpoint = None
         if resume_from_checkpoint:
-            path = find_checkpoint(Path(train_config.output_dir), resume_from_checkpoint, log)
-            self.start_step, resume_state = load_checkpoint_state(path)
-            self.pipe = DiffDisPipeline.from_pretrained(path / "model")
-            log(f"resuming from {path} at step {self.start_step}")
+            self.checkpoint = find_checkpoint(Path(train_config.output_dir), resume_from_checkpoint, log)
+            self.pipe = DiffDisPipeline.from_pretrained(self.checkpoint / "model")
+            log(f"resuming from {self.checkpoint}")
         else:
             torch.manual_seed(train_config.seed)
             config = model_config or ModelConfig()
-            captions = [str(t or "") for t in self.dataset["text"]]
-            tokenizer = train_tokenizer(tokenizer_corpus(captions), train_config.vocab_size, config.text_encoder["max_position_embeddings"])
-            self.pipe = DiffDisPipeline.build(config, tokenizer)
+            self.pipe = DiffDisPipeline.build(config, self.make_tokenizer(config))
         self.pipe.training = train_config
         self.scheduler = training_scheduler(self.pipe.config.schedule)
         self.params = [p for p in self.pipe.model.parameters() if p.requires_grad]
@@ -88,19 +85,33 @@ class Trainer:
         else:
             self.pipe.text_encoder.requires_grad_(False)
         c = train_config
+        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma)
+        self.null_ids = self.pipe.token_ids([""])
+        self.start_step = 0
+        self.setup_optimisation()
+
+    def make_tokenizer(self, config: ModelConfig):
+        captions = [str(t or "") for t in self.dataset["text"]]
+        return train_tokenizer(tokenizer_corpus(captions), self.cfg.vocab_size, config.text_encoder["max_position_embeddings"])
+
+    def setup_optimisation(self) -> None:
+        """AdamW + LR schedule + optional EMA; restores their state when resuming."""
+        c = self.cfg
+        if c.mixed_precision != "no":
+            raise DiffDisError("--mixed-precision needs DeepSpeed (--deepspeed zero2, ...); the plain loop trains in fp32")
         self.optimizer = torch.optim.AdamW(self.params, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2), weight_decay=c.weight_decay)
         self.lr_scheduler = get_scheduler(c.lr_scheduler, self.optimizer, num_warmup_steps=c.warmup_steps, num_training_steps=c.max_steps)
         self.ema = EMAModel(self.params, decay=c.ema_decay) if c.ema_decay else None
-        if resume_state is not None:
-            self.optimizer.load_state_dict(resume_state["optimizer"])
-            self.lr_scheduler.load_state_dict(resume_state["lr_scheduler"])
+        if self.checkpoint is not None:
+            self.start_step, state = load_checkpoint_state(self.checkpoint)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
             if self.ema is not None:
-                self.ema.load_state_dict(resume_state["ema"])
-        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma)
-        self.null_ids = self.pipe.token_ids([""])
+                self.ema.load_state_dict(state["ema"])
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.dataset[batch_indices(step, len(self.dataset), self.cfg.batch_size, self.cfg.seed)]
+    def batch(self, step: int, shard: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and images of the global batch at `step` (or of this rank's `shard` of it)."""
+        rows = self.dataset[batch_indices(step, len(self.dataset), self.cfg.batch_size, self.cfg.seed)[shard]]
         size = self.pipe.config.image_size
         images = torch.stack([image_to_tensor(im, size) for im in rows["image"]]).to(self.pipe.device)
         return self.pipe.token_ids([str(t or "") for t in rows["text"]]), images

@@ -85,30 +85,39 @@ def unified_loss(
     images: torch.Tensor,  # (B, 3, H, W) in [-1, 1]
     settings: UnifiedLossSettings,
     generator: torch.Generator,  # CPU generator: all randomness of this step
+    rows: tuple[int, int] | None = None,  # (offset, global batch) when this rank holds a slice of the batch
 ) -> tuple[torch.Tensor, dict[str, float]]:
     batch, device = input_ids.shape[0], images.device
     num_t = scheduler.config.num_train_timesteps
+    offset, global_batch = rows or (0, batch)
+    # Draw for the whole global batch, keep this rank's rows: N ranks x B see the noise of one rank x N*B.
 
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(shape, generator=generator).to(device)
+    def mine(x: torch.Tensor) -> torch.Tensor:
+        return x[offset : offset + batch].to(device)
+
+    def rand(n: int) -> torch.Tensor:
+        return mine(torch.rand((global_batch,), generator=generator))
 
     def randn(shape: torch.Size) -> torch.Tensor:
-        return torch.randn(shape, generator=generator).to(device)
+        return mine(torch.randn((global_batch, *shape[1:]), generator=generator))
 
     def randint(n: int) -> torch.Tensor:
-        return torch.randint(0, num_t, (n,), generator=generator).to(device)
+        return mine(torch.randint(0, num_t, (global_batch,), generator=generator))
 
     conditions, queries = text_encoder(torch.cat([input_ids, null_ids.to(input_ids)], dim=0))
+    conditions, queries = conditions.to(images.dtype), queries.to(images.dtype)  # a frozen fp32 encoder beside bf16
     condition, null_condition = conditions[:batch], conditions[batch:].expand(batch, -1, -1)
     text_query = queries[:batch]  # (B, d) unit norm
-    latents = autoencoder.encode(images, generator)
+    # the VAE posterior draws from its own stream, so the draws below stay aligned across rank layouts
+    latents = autoencoder.encode(images, torch.Generator().manual_seed(generator.initial_seed() + offset + 1))
+    latents = latents.to(images.dtype)  # an fp32 VAE beside a bf16 UNet
     logs: dict[str, float] = {}
     total = torch.zeros((), device=device)
 
     if settings.tasks in ("both", "gen"):
         drop = (rand(batch) < settings.condition_dropout)[:, None, None]
         condition_gen = torch.where(drop, null_condition, condition)
-        t_z, noise = randint(batch), randn(latents.shape)
+        t_z, noise = randint(batch), randn(latents.shape).to(latents.dtype)
         noise_pred = model.predict_noise(add_noise(scheduler, latents, noise, t_z), t_z, condition_gen)
         weights = None if settings.snr_gamma is None else min_snr_weights(scheduler, t_z, settings.snr_gamma).to(device)
         loss_ig = loss_generative(noise_pred, noise, weights)
@@ -118,7 +127,7 @@ def unified_loss(
     if settings.tasks in ("both", "disc"):
         keep = (rand(batch) >= settings.image_dropout).to(latents.dtype)[:, None, None, None]
         latents_disc = latents * keep  # the null image is all zeros
-        t_e, noise_e = randint(batch), randn(text_query.shape)
+        t_e, noise_e = randint(batch), randn(text_query.shape).to(text_query.dtype)
         noisy_query = noise_query(scheduler, text_query.detach(), noise_e, t_e, model.config.query_scale)
         condition_disc = null_condition if model.config.disc_condition == "null_text" else None
         predicted = model.predict_query(latents_disc, noisy_query, t_e, condition_disc)

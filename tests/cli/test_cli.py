@@ -109,3 +109,18 @@ def test_version_and_env():
     assert runner.invoke(app, ["--version"]).output.startswith("diffdis ")
     info = json.loads(runner.invoke(app, ["env", "--json"]).stdout)
     assert {"diffdis", "torch", "diffusers", "transformers"} <= set(info)
+
+
+def test_deepspeed_single_process_json_and_export(cli_run):
+    pytest.importorskip("deepspeed")
+    trained = diffdis("train", "--data", "data", "--output-dir", "ds", "--max-steps", "1", "--batch-size", "4",
+                      "--deepspeed", "zero2", "--json", cwd=cli_run)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert json.loads(trained.stdout)["step"] == 1  # DeepSpeed's own prints went to stderr
+    exported = diffdis("export", "ds/checkpoints/checkpoint-1", "exported", cwd=cli_run)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    out = diffdis("generate", "a red circle", "--model", "exported", "--num-inference-steps", "2", "--output", "e.png",
+                  cwd=cli_run)  # fmt: skip
+    assert out.returncode == 0 and (cli_run / "e.png").is_file()
+    refused = diffdis("export", "ds/checkpoints/checkpoint-1", "exported", cwd=cli_run)
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
