@@ -257,17 +257,23 @@ def save_config(cfg: Any, path: Path) -> None:
     Path(path).write_text(to_json(cfg) + "\n", encoding="utf-8")
 
 
-def load_config(cls: type[T], path: Path) -> T:
-    """Read a config JSON; unknown keys or a newer format are refused with a clear message."""
+def read_json_object(path: Path, hint: str = "") -> dict[str, Any]:
+    """A JSON file holding an object, or one clear error (missing, not JSON, not an object)."""
     path = Path(path)
     if not path.is_file():
-        raise DiffDisError(f"missing config file {path}")
+        raise DiffDisError(f"missing JSON file {path}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DiffDisError(f"{path} is not valid JSON ({err}); restore it from the original model folder") from err
+        raise DiffDisError(f"{path} is not valid JSON ({err}){hint}") from err
     if not isinstance(data, dict):
         raise DiffDisError(f"{path} must hold a JSON object")
+    return data
+
+
+def load_config(cls: type[T], path: Path) -> T:
+    """Read a config JSON; unknown keys or a newer format are refused with a clear message."""
+    data = read_json_object(path, "; restore it from the original model folder")
     version = data.get("format_version", FORMAT_VERSION)
     if version > FORMAT_VERSION:
         raise DiffDisError(f"{path} was written by a newer diffdis (format {version}); upgrade diffdis")

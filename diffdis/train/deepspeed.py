@@ -22,7 +22,7 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from torch import nn
 
-from diffdis.config import ModelConfig, TrainConfig
+from diffdis.config import ModelConfig, TrainConfig, read_json_object
 from diffdis.errors import DiffDisError
 from diffdis.model.text import load_tokenizer
 from diffdis.train.checkpoint import checkpoints_dir, publish
@@ -92,15 +92,9 @@ def deepspeed_config(spec: str, cfg: TrainConfig, world_size: int) -> dict[str, 
     if spec in PRESETS:
         user: dict[str, Any] = json.loads(json.dumps(PRESETS[spec]))
     else:
-        path = Path(spec)
-        if not path.is_file():
+        if not Path(spec).is_file():
             raise DiffDisError(f"--deepspeed takes {', '.join(PRESETS)} or a JSON file; {spec} is neither")
-        try:
-            user = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DiffDisError(f"DeepSpeed config {path} is not valid JSON ({err})") from err
-        if not isinstance(user, dict):
-            raise DiffDisError(f"DeepSpeed config {path} must hold a JSON object")
+        user = read_json_object(Path(spec))
     derived = _derived(cfg, world_size)
     if "train_batch_size" in user and user["train_batch_size"] != cfg.batch_size:
         raise DiffDisError(f"DeepSpeed config sets train_batch_size={user['train_batch_size']}, --batch-size is {cfg.batch_size}")
