@@ -92,6 +92,8 @@ def find_checkpoint(output_dir: Path, which: str, log: Any = print) -> Path:
 
 
 def load_checkpoint_state(path: Path) -> tuple[int, dict[str, Any]]:
+    if not (path / "training_state.pt").is_file() and (path / "deepspeed").is_dir():
+        raise DiffDisError(f"{path} was written by a DeepSpeed run: resume it with --deepspeed")
     step = int(json.loads((path / "trainer_state.json").read_text())["step"])
     try:
         state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)

@@ -159,6 +159,8 @@ class DeepSpeedTrainer(Trainer):
         self.null_ids = self.null_ids.to(self.engine.device)
         self.ema = EMAModel(self.params, decay=c.ema_decay) if c.ema_decay else None
         if self.checkpoint is not None:
+            if not (self.checkpoint / "deepspeed").is_dir():
+                raise DiffDisError(f"{self.checkpoint} was written without DeepSpeed: resume it without --deepspeed")
             _, client = self.engine.load_checkpoint(str(self.checkpoint / "deepspeed"), tag="state")
             self.start_step = int(client["step"])
             if self.ema is not None:

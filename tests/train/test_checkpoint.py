@@ -41,3 +41,14 @@ def test_leftover_temporary_folders_are_ignored_and_limit_prunes(tmp_path):
 def test_nothing_to_resume(tmp_path):
     with pytest.raises(DiffDisError, match="nothing to resume"):
         find_checkpoint(tmp_path, "latest")
+
+
+def test_a_deepspeed_checkpoint_is_not_resumed_by_the_plain_loop(tmp_path):
+    path = checkpoints_dir(tmp_path) / "checkpoint-2"
+    (path / "deepspeed").mkdir(parents=True)
+    (path / "model").mkdir()
+    (path / "model" / "model_index.json").write_text("{}")
+    (path / "trainer_state.json").write_text('{"step": 2}')
+    assert find_checkpoint(tmp_path, "latest") == path
+    with pytest.raises(DiffDisError, match="resume it with --deepspeed"):
+        load_checkpoint_state(path)
