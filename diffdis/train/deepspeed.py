@@ -46,7 +46,10 @@ def init_distributed() -> tuple[int, int]:
     """(rank, world size). A plain `python` run becomes a world of one (DeepSpeed would look for MPI)."""
     for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29517"}.items():
         os.environ.setdefault(key, value)
-    import deepspeed
+    try:
+        import deepspeed
+    except ImportError as err:
+        raise DiffDisError(f"--deepspeed needs DeepSpeed ({err}): pip install 'diffdis[deepspeed]'") from err
 
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
