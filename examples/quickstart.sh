@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine, end to end on CPU: make a small captioned world, train the tiny preset,
-# then generate, classify and retrieve with it. ~25 minutes on 2 cores. Run from the repository root.
+# then generate, classify and retrieve with it. ~17 minutes on 2 cores. Run from the repository root.
 set -euo pipefail
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 OUT=${OUT:-runs/quickstart}
