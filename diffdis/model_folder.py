@@ -73,8 +73,7 @@ def save_folder(parts: Components, directory: Path) -> None:
             save_config(parts.training, tmp / "training_config.json")
         parts.model.unet.save_pretrained(tmp / "unet", safe_serialization=True)
         (tmp / "discriminator").mkdir()
-        state = {k: v.detach().contiguous() for k, v in parts.model.discriminator.state_dict().items()}
-        save_file(state, str(tmp / "discriminator" / "model.safetensors"))
+        _save_weights(parts.model.discriminator, tmp / "discriminator" / "model.safetensors")
         _save_text_model(parts.text_encoder.model, tmp / "text_encoder")
         parts.tokenizer.save_pretrained(tmp / "tokenizer")
         training_scheduler(cfg.schedule).save_pretrained(tmp / "scheduler")
@@ -97,8 +96,12 @@ def _save_text_model(model: CLIPTextModel, directory: Path) -> None:
     accelerate unwrapping, which imports deepspeed (and its stdout logging) whenever it is installed."""
     directory.mkdir()
     model.config.save_pretrained(directory)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    _save_weights(model, directory / "model.safetensors")
+
+
+def _save_weights(module: torch.nn.Module, path: Path) -> None:
+    state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(path), metadata={"format": "pt"})
 
 
 def _require(directory: Path, *names: str) -> None:

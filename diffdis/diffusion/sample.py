@@ -75,14 +75,13 @@ def sample(
     timesteps = scheduler.timesteps
     for i, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(x, t)
-        out = denoise(x_in, t)
-        abar = alpha_bar(scheduler, t.item())
-        if clip_x0 is not None:
+        eps = out = denoise(x_in, t)
+        if prediction == "sample" or clip_x0 is not None:
+            abar = alpha_bar(scheduler, t.item())
             x0 = out if prediction == "sample" else x0_from_eps(x_in, out, abar)
-            out, prediction_now = x0.clamp(-clip_x0, clip_x0), "sample"
-        else:
-            prediction_now = prediction
-        eps = out if prediction_now == "epsilon" else eps_from_x0(x_in, out, abar)
+            if clip_x0 is not None:
+                x0 = x0.clamp(-clip_x0, clip_x0)
+            eps = eps_from_x0(x_in, x0, abar)
         x = scheduler.step(eps, t, x, **step_kwargs).prev_sample
         if callback is not None:
             callback(i + 1, len(timesteps))
