@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from diffdis.errors import DiffDisError
+from diffdis.errors import DiffDisError, UsageError
 
 FORMAT_VERSION = 1  # bump when a saved config can no longer be read by this code
 
@@ -104,6 +104,9 @@ def _sd_schedule() -> dict[str, Any]:
     }
 
 
+TEXT_POOLINGS = ("eot", "mean", "cls", "pooler")
+
+
 @dataclass
 class ModelConfig:
     """The network. `unet`, `text_encoder`, `vae` and `schedule` are kwargs of the diffusers /
@@ -126,15 +129,21 @@ class ModelConfig:
     logit_scale_init: float = 1 / 0.07  # InfoNCE temperature, learnable [ours]
     logit_scale_max: float = 100.0
     text_encoder_trainable: bool = True  # from scratch: trained by both losses; pretrained: frozen [ours]
+    # e from the text model [ours]: "eot" (CLIP: EOT state after the final layer norm), "mean" (mean of the
+    # non-pad token states, as sentence encoders), "cls" (first token state), "pooler" (the model's pooler_output)
+    text_pooling: str = "eot"
+    text_max_length: int | None = None  # tokens per caption; None: the text encoder's max_position_embeddings
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         if self.fusion not in ("joint", "one-way"):
-            raise DiffDisError(f"fusion must be 'joint' or 'one-way', got {self.fusion!r}")
+            raise UsageError(f"fusion must be 'joint' or 'one-way', got {self.fusion!r}")
         if self.disc_condition not in ("null_text", "skip"):
-            raise DiffDisError(f"disc_condition must be 'null_text' or 'skip', got {self.disc_condition!r}")
+            raise UsageError(f"disc_condition must be 'null_text' or 'skip', got {self.disc_condition!r}")
         if not 0.0 < self.query_scale <= 1.0:
-            raise DiffDisError(f"query_scale (gamma) must be in (0, 1], got {self.query_scale}")
+            raise UsageError(f"query_scale (gamma) must be in (0, 1], got {self.query_scale}")
+        if self.text_pooling not in TEXT_POOLINGS:
+            raise UsageError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, got {self.text_pooling!r}")
 
     @property
     def query_dim(self) -> int:
@@ -203,34 +212,48 @@ class TrainConfig:
     snr_gamma: float | None = None  # Min-SNR-gamma weighting of L_IG (e.g. 5.0); None: plain MSE as the paper
     mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (DeepSpeed runs)
     vocab_size: int = 4096  # size of the BPE tokenizer trained on the captions (from-scratch text encoder)
+    init_from: str = ""  # a diffusers Stable Diffusion v1 folder the model starts from (diffdis/pretrained.py)
+    text_encoder: str = ""  # a local transformers text model used as T instead of a from-scratch one
+    train_text_encoder: bool = False  # fine-tune a pretrained text encoder (from scratch it always trains)
     log_every: int = 10
+    bad_rows: str = "error"  # rows without a caption or a readable image: "error" (name the first) | "skip"
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "checkpointing_steps", "vocab_size", "log_every"):
             if getattr(self, name) <= 0:
-                raise DiffDisError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise DiffDisError(f"learning-rate must be positive, got {self.learning_rate}")
+                raise UsageError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise UsageError(f"warmup-steps must not be negative, got {self.warmup_steps}")
+        if not self.max_grad_norm > 0:
+            raise UsageError(f"max-grad-norm must be positive, got {self.max_grad_norm}")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            raise UsageError(f"checkpoints-total-limit must be at least 1, got {self.checkpoints_total_limit}")
+        if not 0 < self.learning_rate < float("inf"):  # NaN fails too
+            raise UsageError(f"learning-rate must be positive, got {self.learning_rate}")
         for name in ("condition_dropout", "image_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise DiffDisError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise UsageError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.tasks not in ("both", "gen", "disc"):
-            raise DiffDisError(f"tasks must be 'both', 'gen' or 'disc', got {self.tasks!r}")
+            raise UsageError(f"tasks must be 'both', 'gen' or 'disc', got {self.tasks!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise DiffDisError(f"mixed-precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+            raise UsageError(f"mixed-precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
-            raise DiffDisError(f"snr-gamma must be positive, got {self.snr_gamma}")
+            raise UsageError(f"snr-gamma must be positive, got {self.snr_gamma}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise DiffDisError(f"ema-decay must be in (0, 1), got {self.ema_decay}")
+            raise UsageError(f"ema-decay must be in (0, 1), got {self.ema_decay}")
+        if self.bad_rows not in ("error", "skip"):
+            raise UsageError(f"bad-rows must be 'error' or 'skip', got {self.bad_rows!r}")
 
 
 PRESETS = ("tiny", "sd15")
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
-    """A named model geometry; `overrides` replace top-level fields (e.g. fusion='one-way')."""
-    if name == "tiny":
+    """A named geometry (tiny, sd15) or a model_config.json file; `overrides` replace top-level fields."""
+    if name.endswith(".json"):
+        cfg = dataclasses.replace(load_config(ModelConfig, Path(name)), **overrides)
+    elif name == "tiny":
         cfg = ModelConfig(preset="tiny", **overrides)
     elif name == "sd15":
         base = dict(
@@ -245,7 +268,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         )
         cfg = ModelConfig(**{**base, **overrides})
     else:
-        raise DiffDisError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}, or a model_config.json file")
     return cfg
 
 

@@ -15,13 +15,13 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
-from transformers import CLIPTextModel, PreTrainedTokenizerBase
+from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from diffdis import __version__
 from diffdis.config import (
@@ -31,15 +31,17 @@ from diffdis.config import (
     TrainConfig,
     inference_defaults,
     load_config,
+    read_json_object,
     save_config,
 )
 from diffdis.diffusion.schedule import training_scheduler
 from diffdis.errors import DiffDisError
 from diffdis.model.autoencoder import IdentityAutoencoder, LatentAutoencoder
-from diffdis.model.text import TextEncoder, load_tokenizer
+from diffdis.model.text import TextEncoder, load_tokenizer, text_encoder_for
 from diffdis.model.unet import DiffDisModel
 
 INDEX = "model_index.json"
+CARD_KEYS = ("name", "model_version")
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Components:
     autoencoder: IdentityAutoencoder | LatentAutoencoder
     inference: InferenceConfig
     training: TrainConfig | None = None
+    card: dict[str, str] = field(default_factory=dict)  # name and model_version, for shipped/released models
 
 
 def save_folder(parts: Components, directory: Path) -> None:
@@ -62,7 +65,8 @@ def save_folder(parts: Components, directory: Path) -> None:
         cfg = parts.model.config
         (tmp / INDEX).write_text(
             json.dumps(
-                {"_class_name": "DiffDisPipeline", "diffdis_version": __version__, "format_version": FORMAT_VERSION},
+                {"_class_name": "DiffDisPipeline", "diffdis_version": __version__, "format_version": FORMAT_VERSION,
+                 **{k: v for k, v in parts.card.items() if k in CARD_KEYS}},  # fmt: skip
                 indent=2,
             )
             + "\n"
@@ -91,7 +95,7 @@ def save_folder(parts: Components, directory: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _save_text_model(model: CLIPTextModel, directory: Path) -> None:
+def _save_text_model(model: PreTrainedModel, directory: Path) -> None:
     """What transformers' save_pretrained writes (config.json + model.safetensors), without its
     accelerate unwrapping, which imports deepspeed (and its stdout logging) whenever it is installed."""
     directory.mkdir()
@@ -115,7 +119,7 @@ def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torc
     if not directory.is_dir():
         raise DiffDisError(f"model folder {directory} does not exist; train one with `diffdis train`")
     _require(directory, INDEX, "model_config.json", "unet", "discriminator/model.safetensors", "text_encoder", "tokenizer")
-    index = json.loads((directory / INDEX).read_text())
+    index = read_json_object(directory / INDEX, "; restore it from the original model folder")
     if index.get("format_version", 0) > FORMAT_VERSION:
         raise DiffDisError(f"{directory} was written by a newer diffdis ({index.get('diffdis_version')}); upgrade")
     cfg = load_config(ModelConfig, directory / "model_config.json")
@@ -131,7 +135,7 @@ def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torc
     )
     try:
         unet = UNet2DConditionModel.from_pretrained(directory / "unet", local_files_only=True)
-        text_model = CLIPTextModel.from_pretrained(directory / "text_encoder", local_files_only=True)
+        text_model = AutoModel.from_pretrained(directory / "text_encoder", local_files_only=True)  # CLIP, BERT, ...
         vae = AutoencoderKL.from_pretrained(directory / "vae", local_files_only=True) if cfg.vae else None
     except (OSError, ValueError, RuntimeError) as err:
         raise DiffDisError(f"cannot load the weights in {directory}: {err}") from err
@@ -143,9 +147,14 @@ def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torc
     try:
         model.discriminator.load_state_dict(load_file(str(directory / "discriminator" / "model.safetensors")))
     except RuntimeError as err:
-        raise DiffDisError(f"{directory}/discriminator weights do not fit model_config.json: {str(err)[:300]}") from err
+        detail = " ".join(str(err).split())[:300]  # torch lists every key, over many lines
+        raise DiffDisError(f"{directory}/discriminator weights do not fit model_config.json; keep one model's weights "
+                           f"and configs together ({detail})") from err  # fmt: skip
     autoencoder = LatentAutoencoder(vae) if vae is not None else IdentityAutoencoder()
-    parts = Components(model, TextEncoder(text_model), load_tokenizer(directory / "tokenizer"), autoencoder, inference, training)
+    card = {"name": str(index.get("name") or directory.resolve().name), "model_version": str(index.get("model_version", "")),
+            "diffdis_version": str(index.get("diffdis_version", ""))}  # fmt: skip
+    tokenizer = load_tokenizer(directory / "tokenizer")
+    parts = Components(model, text_encoder_for(cfg, text_model, tokenizer), tokenizer, autoencoder, inference, training, card)
     for module in (parts.model, parts.text_encoder, parts.autoencoder):
         module.to(device=device, dtype=dtype).eval()
     return parts

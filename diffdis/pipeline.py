@@ -16,10 +16,10 @@ from PIL import Image
 
 from diffdis.config import InferenceConfig, ModelConfig, inference_defaults
 from diffdis.data.transforms import image_to_tensor, tensor_to_images
-from diffdis.diffusion.sample import make_scheduler, sample
+from diffdis.diffusion.sample import SCHEDULERS, make_scheduler, sample
 from diffdis.errors import UsageError
 from diffdis.model.autoencoder import build_autoencoder
-from diffdis.model.text import TextEncoder, build_text_model, tokenize
+from diffdis.model.text import build_text_model, text_encoder_for, tokenize
 from diffdis.model.unet import DiffDisModel
 from diffdis.model_folder import Components, load_folder, save_folder
 
@@ -33,11 +33,18 @@ def _check_sampling(steps: int, guidance: float) -> None:
         raise UsageError(f"guidance-scale must be between 0 and 50, got {guidance}")
 
 
+def check_sampling_options(steps: int | None, guidance: float | None, scheduler: str | None) -> None:
+    """Refuse bad sampler options before a model is loaded (None: the model's default)."""
+    _check_sampling(1 if steps is None else steps, 1.0 if guidance is None else guidance)
+    if scheduler is not None and scheduler not in SCHEDULERS:
+        raise UsageError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
+
+
 class DiffDisPipeline(Components):
     @classmethod
     def build(cls, config: ModelConfig, tokenizer, inference: InferenceConfig | None = None) -> DiffDisPipeline:
         """A randomly initialised model in eval mode (seed torch first for a repeatable init)."""
-        text_encoder = TextEncoder(build_text_model(config.text_encoder, tokenizer))
+        text_encoder = text_encoder_for(config, build_text_model(config.text_encoder, tokenizer), tokenizer)
         pipe = cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae), inference or inference_defaults(config))
         for module in (pipe.model, pipe.text_encoder, pipe.autoencoder):
             module.eval()
@@ -142,14 +149,15 @@ class DiffDisPipeline(Components):
         out, done = [], 0
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            queries = self._denoise_queries(chunk, noise[start : start + len(chunk)], steps, scale, scheduler, null_condition)
+            chunk_noise = noise[start : start + len(chunk)]
+            queries = self._denoise_queries(chunk, chunk_noise, steps, scale, scheduler, null_condition, generator)
             out.append(queries)
             done += len(chunk)
             if callback is not None:
                 callback(done, len(images))
         return torch.cat(out)
 
-    def _denoise_queries(self, images, noise, steps, scale, scheduler, null_condition) -> torch.Tensor:
+    def _denoise_queries(self, images, noise, steps, scale, scheduler, null_condition, generator) -> torch.Tensor:
         cfg = self.config
         latents = self.encode_images(images)
         if scale != 1.0:
@@ -172,7 +180,7 @@ class DiffDisPipeline(Components):
             return (cfg.query_scale * F.normalize(pred, dim=-1)).to(x.dtype)  # x0 = gamma * e0
 
         sampler = make_scheduler(scheduler or self.inference.query_scheduler, cfg.schedule)
-        x0 = sample(denoise, noise.to(self.device, self.dtype), sampler, steps, "sample")
+        x0 = sample(denoise, noise.to(self.device, self.dtype), sampler, steps, "sample", generator)
         return F.normalize(x0.float(), dim=-1)
 
     def classify(

@@ -20,10 +20,22 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def debug_enabled() -> bool:
-    import click
+def _current_context() -> Any:
+    """Click's current context; typer >= 0.2x runs on its own vendored copy of click, with its own stack."""
+    import importlib
 
-    current = click.get_current_context(silent=True)
+    for module in ("typer._click.globals", "click"):
+        try:
+            current = importlib.import_module(module).get_current_context(silent=True)
+        except (ImportError, AttributeError):
+            continue
+        if current is not None:
+            return current
+    return None
+
+
+def debug_enabled() -> bool:
+    current = _current_context()
     root = current.find_root() if current is not None else None
     return bool(root and root.obj and root.obj.get("debug")) or os.environ.get("DIFFDIS_DEBUG") == "1"
 
@@ -65,6 +77,23 @@ def command(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+MODEL = typer.Option(None, "--model", help="A model folder (the --output-dir of `diffdis train`). Default: the shipped model.")
+
+
+def load_pipeline(model: Any) -> Any:
+    """The pipeline for --model, or for the model shipped with diffdis when --model is omitted."""
+    quiet_libraries()
+    from diffdis.default_model import resolve_model
+    from diffdis.pipeline import DiffDisPipeline
+
+    return DiffDisPipeline.from_pretrained(resolve_model(model))
+
+
+def model_fields(pipe: Any) -> dict[str, str]:
+    """What JSON outputs say about the model that answered: its name and version."""
+    return {"model": pipe.card.get("name", ""), "model_version": pipe.card.get("model_version", "")}
 
 
 def print_json(data: Any) -> None:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from diffdis_cli.common import command, print_json, progress, quiet_libraries
+from diffdis_cli.common import MODEL, command, load_pipeline, model_fields, print_json, progress, quiet_libraries
 
-MODEL = typer.Option(..., "--model", help="A model folder (the --output-dir of `diffdis train`).")
 STEPS = typer.Option(None, "--num-inference-steps", help="Sampler steps for the text query. Default: the model's.")
 GUIDANCE = typer.Option(None, "--guidance-scale", help="CFG scale over the image (1 = off; paper's w = s - 1).")
 SCHEDULER = typer.Option(None, "--scheduler", help="ddim | ddpm | dpm++ | euler | unipc. Default: the model's.")
@@ -33,7 +32,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 @command
 def classify(
     images: list[Path] = typer.Argument(..., help="Image files."),
-    model: Path = MODEL,
+    model: Path | None = MODEL,
     labels: str = typer.Option(..., "--labels", help="Built-in set (cifar10, cifar100, mnist, imagenet1k), FILE.txt or a,b,c."),
     templates: str | None = typer.Option(None, "--templates", help="Built-in template set or a file (one '{}' per line)."),
     num_inference_steps: int | None = STEPS,
@@ -48,12 +47,13 @@ def classify(
     quiet_libraries()
     from diffdis.data.images import load_image
     from diffdis.data.label_sets import load_labels, load_templates
-    from diffdis.pipeline import DiffDisPipeline
+    from diffdis.pipeline import check_sampling_options
 
+    check_sampling_options(num_inference_steps, guidance_scale, scheduler)
     label_names = load_labels(labels)
     template_list = load_templates(templates, labels)
     pictures = [load_image(p) for p in images]
-    pipe = DiffDisPipeline.from_pretrained(model)
+    pipe = load_pipeline(model)
     with progress("classifying", enabled=not json_out) as update:
         scores = pipe.classify(pictures, label_names, template_list, num_inference_steps=num_inference_steps,
                                guidance_scale=guidance_scale, scheduler=scheduler, seed=seed, batch_size=batch_size,
@@ -65,7 +65,7 @@ def classify(
         for path, vs, ix in zip(images, values.tolist(), indices.tolist())
     ]
     if json_out:
-        print_json(results)
+        print_json({**model_fields(pipe), "results": results})
         return
     rows = [[r["image"], *(f"{p['label']} ({p['score']:.3f})" for p in r["predictions"])] for r in results]
     _table("zero-shot classification", ["image", *(f"top-{i + 1}" for i in range(k))], rows)
@@ -73,7 +73,7 @@ def classify(
 
 @command
 def retrieve(
-    model: Path = MODEL,
+    model: Path | None = MODEL,
     images: Path = typer.Option(..., "--images", help="Folder of images to search."),
     texts: Path | None = typer.Option(None, "--texts", help="Text file, one caption per line: rank texts for each image."),
     query: str | None = typer.Option(None, "--query", help="A text: rank the images for it."),
@@ -90,15 +90,18 @@ def retrieve(
 
     if (texts is None) == (query is None):
         raise UsageError("give exactly one of --texts FILE or --query TEXT")
+    if query is not None and not query.strip():
+        raise UsageError("--query is empty: give the text to rank the images for")
     quiet_libraries()
     from diffdis.data.images import list_images, load_image
     from diffdis.data.label_sets import read_text_file
-    from diffdis.pipeline import DiffDisPipeline
+    from diffdis.pipeline import check_sampling_options
 
+    check_sampling_options(num_inference_steps, guidance_scale, scheduler)
     candidates = read_text_file(texts, "texts") if texts is not None else [query]
     paths = list_images(images)
     pictures = [load_image(p) for p in paths]
-    pipe = DiffDisPipeline.from_pretrained(model)
+    pipe = load_pipeline(model)
     with progress("embedding images", enabled=not json_out) as update:
         scores = pipe.retrieve(pictures, candidates, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                                scheduler=scheduler, seed=seed, batch_size=batch_size, callback=update)  # fmt: skip
@@ -117,6 +120,6 @@ def retrieve(
         rows = [[m["image"], f"{m['score']:.3f}"] for m in results[0]["matches"]]
         header = ["image", "score"]
     if json_out:
-        print_json(results)
+        print_json({**model_fields(pipe), "results": results})
     else:
         _table("retrieval", header, rows)

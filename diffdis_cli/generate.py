@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from diffdis_cli.common import command, err_console, print_json, progress, quiet_libraries
+from diffdis_cli.common import MODEL, command, err_console, load_pipeline, model_fields, print_json, progress
+from diffdis_cli.paths import check_writable_folder
 
 
 def output_paths(output: Path, count: int, overwrite: bool) -> list[Path]:
@@ -16,6 +17,7 @@ def output_paths(output: Path, count: int, overwrite: bool) -> list[Path]:
         raise UsageError(f"--output must end in .png, got {output}")
     if not output.parent.is_dir():
         raise UsageError(f"output folder {output.parent} does not exist")
+    check_writable_folder(output.parent, "--output")
     paths = [output] if count == 1 else [output.with_name(f"{output.stem}-{i}.png") for i in range(count)]
     taken = [p for p in paths if p.exists()]
     if taken and not overwrite:
@@ -26,7 +28,7 @@ def output_paths(output: Path, count: int, overwrite: bool) -> list[Path]:
 @command
 def generate(
     prompt: str = typer.Argument(..., help="What to draw."),
-    model: Path = typer.Option(..., "--model", help="A model folder (the --output-dir of `diffdis train`)."),
+    model: Path | None = MODEL,
     num_inference_steps: int | None = typer.Option(None, "--num-inference-steps", help="Default: the model's."),
     guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="CFG scale s (1 = off). Default: the model's."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="ddim | ddpm | dpm++ | euler | unipc. Default: the model's."),
@@ -37,11 +39,11 @@ def generate(
     json_out: bool = typer.Option(False, "--json", help="Print only the written paths as JSON."),
 ) -> None:
     """Generate images from a text prompt."""
-    paths = output_paths(output, num_images, overwrite)
-    quiet_libraries()
-    from diffdis.pipeline import DiffDisPipeline
+    from diffdis.pipeline import check_sampling_options
 
-    pipe = DiffDisPipeline.from_pretrained(model)
+    check_sampling_options(num_inference_steps, guidance_scale, scheduler)
+    paths = output_paths(output, num_images, overwrite)
+    pipe = load_pipeline(model)
     with progress("sampling", enabled=not json_out) as update:
         images = pipe.generate([prompt], num_images, num_inference_steps, guidance_scale, scheduler, seed, update)
     for image, path in zip(images, paths):
@@ -49,7 +51,7 @@ def generate(
         image.save(tmp, format="PNG")
         tmp.replace(path)
     if json_out:
-        print_json({"model": str(model), "prompt": prompt, "seed": seed, "images": [str(p) for p in paths]})
+        print_json({**model_fields(pipe), "prompt": prompt, "seed": seed, "images": [str(p) for p in paths]})
     else:
         for p in paths:
             err_console.print(f"wrote {p}", highlight=False)

@@ -8,6 +8,7 @@ from importlib import metadata
 import typer
 
 from diffdis_cli import data, discriminate, generate, train
+from diffdis_cli import eval as eval_commands
 from diffdis_cli.common import command, print_json
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.command("generate")(generate.generate)
 app.command("classify")(discriminate.classify)
 app.command("retrieve")(discriminate.retrieve)
 app.add_typer(data.app, name="data")
+app.add_typer(eval_commands.app, name="eval")
 
 
 def _version(value: bool) -> None:
@@ -43,8 +45,20 @@ def main_options(
 
 @app.command("env")
 @command
-def env(json_out: bool = typer.Option(False, "--json", help="Machine-readable output only.")) -> None:
+def env(
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output only."),
+    estimate_memory: bool = typer.Option(False, "--estimate-memory", help="Print the ZeRO memory estimate for training --preset instead."),
+    preset: str = typer.Option("sd15", "--preset", help="With --estimate-memory: tiny | sd15 | a model_config.json file."),
+    num_gpus: int = typer.Option(1, "--num-gpus", min=1, help="With --estimate-memory: GPUs per node."),
+    num_nodes: int = typer.Option(1, "--num-nodes", min=1, help="With --estimate-memory: nodes."),
+    frozen_text_encoder: bool = typer.Option(
+        False, "--frozen-text-encoder", help="With --estimate-memory: the text encoder is pretrained and frozen (--init-from)."
+    ),
+) -> None:
     """Versions of diffdis and the libraries it runs on, and the compute it sees."""
+    if estimate_memory:
+        _estimate_memory(preset, num_gpus, num_nodes, frozen_text_encoder, json_out)
+        return
     import torch
 
     from diffdis import __version__
@@ -63,12 +77,45 @@ def env(json_out: bool = typer.Option(False, "--json", help="Machine-readable ou
         "cuda_available": torch.cuda.is_available(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "cpu_threads": torch.get_num_threads(),
+        **_default_model(),
     }
     if json_out:
         print_json(info)
         return
     for key, value in info.items():
-        typer.echo(f"{key:14s} {value}")
+        typer.echo(f"{key:22s} {value}")
+
+
+def _estimate_memory(preset: str, num_gpus: int, num_nodes: int, frozen_text_encoder: bool, json_out: bool) -> None:
+    """DeepSpeed's model-states estimate per --deepspeed preset (diffdis/memory.py)."""
+    from diffdis.config import preset as make_preset
+    from diffdis.memory import estimate, parameter_counts
+
+    counts = parameter_counts(make_preset(preset), False if frozen_text_encoder else None)
+    rows = estimate(counts, num_gpus, num_nodes)
+    if json_out:
+        print_json({"preset": preset, "num_gpus": num_gpus, "num_nodes": num_nodes, "trained_parameters": counts.trained,
+                    "frozen_parameters": counts.frozen, "largest_layer_parameters": counts.largest_layer, "estimates": rows})  # fmt: skip
+        return
+    typer.echo(f"preset {preset}: {counts.trained / 1e6:.1f}M trained parameters, {counts.frozen / 1e6:.1f}M frozen, "
+               f"{num_gpus} GPU(s) x {num_nodes} node(s)")  # fmt: skip
+    typer.echo(f"{'--deepspeed':16s}{'GiB per GPU':>14s}{'CPU GiB per node':>18s}")
+    for row in rows:
+        typer.echo(f"{row['deepspeed']:16s}{row['gpu_gib_per_gpu']:14.2f}{row['cpu_gib_per_node']:18.2f}")
+    typer.echo("model states (DeepSpeed's estimators) + frozen parts in fp32; activations come on top and grow with "
+               "the per-GPU batch: measure them with examples/gpu_check.py")  # fmt: skip
+
+
+def _default_model() -> dict[str, str | None]:
+    """The model commands use without --model: its name, version and folder (None where not installed)."""
+    import json
+
+    from diffdis.default_model import DEFAULT_MODEL_DIR
+
+    index = DEFAULT_MODEL_DIR / "model_index.json"
+    card = json.loads(index.read_text()) if index.is_file() else {}
+    return {"default_model": card.get("name"), "default_model_version": card.get("model_version"),
+            "default_model_path": str(DEFAULT_MODEL_DIR) if card else None}  # fmt: skip
 
 
 def main() -> None:

@@ -10,13 +10,14 @@ from pathlib import Path
 import typer
 
 from diffdis_cli.common import command, err_console, print_json, progress, quiet_libraries
+from diffdis_cli.paths import check_writable_folder
 
 
 @command
 def train(
     data: str = typer.Option(..., "--data", help="Image folder with metadata.jsonl, a .parquet / .csv file, or built-in sets like world:20000+digits."),
     output_dir: Path = typer.Option(..., "--output-dir", help="Where the model folder and checkpoints go."),
-    preset: str = typer.Option("tiny", "--preset", help="Model geometry: tiny | sd15."),
+    preset: str = typer.Option("tiny", "--preset", help="Model geometry: tiny | sd15 | a model_config.json file."),
     max_steps: int = typer.Option(1000, "--max-steps"),
     batch_size: int = typer.Option(32, "--batch-size"),
     learning_rate: float = typer.Option(3e-4, "--learning-rate"),
@@ -30,12 +31,20 @@ def train(
     resume_from_checkpoint: str | None = typer.Option(None, "--resume-from-checkpoint", help="'latest' or a checkpoint folder."),
     image_column: str = typer.Option("image", "--image-column"),
     caption_column: str = typer.Option("text", "--caption-column"),
+    bad_rows: str = typer.Option("error", "--bad-rows", help="Rows without a caption or a readable image: error | skip."),
     fusion: str = typer.Option("joint", "--fusion", help="joint (the paper) | one-way (cacheable image stream)."),
     query_scale: float = typer.Option(1.0, "--query-scale", help="gamma: scale of the unit-norm text query."),
     loss_alignment_weight: float = typer.Option(1.0, "--lambda", help="Weight of L_ITA in L_IG + lambda * L_ITA."),
     tasks: str = typer.Option("both", "--tasks", help="both (DiffDis) | gen | disc (single-task baselines)."),
     snr_gamma: float | None = typer.Option(None, "--snr-gamma", help="Min-SNR-gamma weighting of L_IG (e.g. 5)."),
     vocab_size: int = typer.Option(4096, "--vocab-size", help="BPE vocabulary trained on the captions."),
+    init_from: str | None = typer.Option(
+        None, "--init-from", help="A diffusers Stable Diffusion v1 folder: UNet, VAE, CLIP text encoder, tokenizer and schedule start from it."
+    ),
+    text_encoder: str | None = typer.Option(
+        None, "--text-encoder", help="A local transformers text model (CLIP text, BERT, MiniLM, ...) used as the text encoder."
+    ),
+    train_text_encoder: bool = typer.Option(False, "--train-text-encoder", help="Fine-tune a pretrained text encoder (frozen by default)."),
     deepspeed: str | None = typer.Option(
         None, "--deepspeed", help="zero1 | zero2 | zero3 | zero2-offload | zero3-offload | CONFIG.json (launch with torchrun or deepspeed)."
     ),
@@ -51,13 +60,15 @@ def train(
 
     if resume_from_checkpoint is None and ((output_dir / "model_index.json").exists() or (output_dir / "checkpoints" / "latest").exists()):
         raise DiffDisError(f"{output_dir} already holds a training run: pass --resume-from-checkpoint latest or pick a new --output-dir")
+    check_writable_folder(output_dir, "--output-dir")
     cfg = TrainConfig(
         data=data, output_dir=str(output_dir), preset=preset, image_column=image_column, caption_column=caption_column,
         max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, lr_scheduler=lr_scheduler,
         warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, ema_decay=ema_decay, seed=seed,
         checkpointing_steps=checkpointing_steps, checkpoints_total_limit=checkpoints_total_limit, tasks=tasks,
         loss_alignment_weight=loss_alignment_weight, vocab_size=vocab_size, snr_gamma=snr_gamma,
-        mixed_precision=mixed_precision,
+        mixed_precision=mixed_precision, bad_rows=bad_rows, init_from=init_from or "", text_encoder=text_encoder or "",
+        train_text_encoder=train_text_encoder,
     )  # fmt: skip
     model_config = make_preset(preset, fusion=fusion, query_scale=query_scale)
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / deepspeed only rank 0 talks
@@ -65,6 +76,9 @@ def train(
     log = (lambda msg: None) if quiet else (lambda msg: err_console.print(msg, highlight=False))
     stdout = contextlib.nullcontext()
     if deepspeed:
+        from diffdis.train.deepspeed import deepspeed_config
+
+        deepspeed_config(deepspeed, cfg, int(os.environ.get("WORLD_SIZE", "1")))  # a bad preset or JSON fails now
         # DeepSpeed prints to stdout (its logger binds the stream on import): keep stdout for our results
         stdout = contextlib.redirect_stdout(sys.stderr)
         with stdout:
@@ -94,17 +108,39 @@ def train(
 
 @command
 def export(
-    checkpoint: Path = typer.Argument(..., help="A DeepSpeed checkpoint folder: OUTPUT_DIR/checkpoints/checkpoint-N."),
-    out_dir: Path = typer.Argument(..., help="Where to write the model folder."),
+    source: Path = typer.Argument(
+        ..., help="A DeepSpeed checkpoint (OUTPUT_DIR/checkpoints/checkpoint-N); with --format diffusers, a model folder."
+    ),
+    out_dir: Path | None = typer.Argument(None, help="Where to write (or --output)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write (same as the second argument)."),
+    export_format: str = typer.Option(
+        "diffdis", "--format", help="diffdis: a model folder from a DeepSpeed checkpoint | diffusers: a StableDiffusionPipeline folder (generation only)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
 ) -> None:
-    """Consolidate a DeepSpeed ZeRO checkpoint (any stage) into a model folder every command loads."""
+    """Consolidate a DeepSpeed ZeRO checkpoint into a model folder, or export a model's generation part
+    as a standard diffusers StableDiffusionPipeline folder (--format diffusers)."""
     from diffdis.errors import UsageError
 
-    if (out_dir / "model_index.json").exists() and not overwrite:
-        raise UsageError(f"{out_dir} already holds a model; pass --overwrite or choose another folder")
+    if out_dir is not None and output is not None and out_dir != output:
+        raise UsageError(f"two output folders given ({out_dir} and --output {output}); give one")
+    target = output or out_dir
+    if target is None:
+        raise UsageError("give the output folder: diffdis export SOURCE --output DIR")
+    if export_format not in ("diffdis", "diffusers"):
+        raise UsageError(f"--format must be diffdis or diffusers, got {export_format!r}")
+    if (target / "model_index.json").exists() and not overwrite:
+        raise UsageError(f"{target} already holds a model; pass --overwrite or choose another folder")
     quiet_libraries()
+    if export_format == "diffusers":
+        from diffdis.export_diffusers import export_diffusers
+        from diffdis.pipeline import DiffDisPipeline
+
+        model = source / "model" if not (source / "model_index.json").exists() and (source / "model").is_dir() else source
+        export_diffusers(DiffDisPipeline.from_pretrained(model), target, model)
+        err_console.print(f"StableDiffusionPipeline folder saved to {target}", highlight=False)
+        return
     from diffdis.train.deepspeed import export_checkpoint
 
-    export_checkpoint(checkpoint, out_dir)
-    err_console.print(f"model saved to {out_dir}", highlight=False)
+    export_checkpoint(source, target)
+    err_console.print(f"model saved to {target}", highlight=False)

@@ -48,6 +48,16 @@ def micro_config(**overrides) -> ModelConfig:
     return preset("tiny", **{**base, **overrides})
 
 
+def save_untrained_micro_model(directory: Path) -> Path:
+    """An untrained micro model folder, for tests that need *a* model but not a trained one."""
+    from diffdis.pipeline import DiffDisPipeline
+
+    torch.manual_seed(0)
+    tokenizer = train_tokenizer(["a red circle", "a blue square", "a photo of a cat", "dog"] * 4, 300, 16)
+    DiffDisPipeline.build(micro_config(), tokenizer).save_pretrained(directory)
+    return directory
+
+
 @pytest.fixture
 def config() -> ModelConfig:
     return micro_config()

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import datasets
+import PIL.Image
 from datasets import Dataset, Image
 
 from diffdis.data.builtin import materialise, parse_builtin
@@ -33,6 +36,8 @@ def load_captioned(path: str, image_column: str = "image", caption_column: str =
     if source.is_dir():
         if not (source / "metadata.jsonl").is_file():
             raise DiffDisError(f"{source} has no metadata.jsonl (rows of {{\"file_name\": ..., \"text\": ...}})")
+        if not (source / "metadata.jsonl").read_text(encoding="utf-8", errors="replace").strip():
+            raise DiffDisError(f"{source}/metadata.jsonl holds no rows; add one {{\"file_name\": ..., \"text\": ...}} per line")
         try:
             ds = datasets.load_dataset("imagefolder", data_dir=str(source), split="train")
         except Exception as err:  # datasets raises many types for a malformed folder
@@ -65,3 +70,41 @@ def load_captioned(path: str, image_column: str = "image", caption_column: str =
     if caption_column != "text":
         ds = ds.rename_column(caption_column, "text")
     return ds
+
+
+def _row_problem(row: dict) -> str | None:
+    """Why a training row cannot be used (no caption, image missing or unreadable), or None."""
+    text, image = row["text"], row["image"] or {}
+    if not isinstance(text, str) or not text.strip():
+        return "has no caption"
+    where = image.get("path") or "its image"
+    try:
+        source = io.BytesIO(image["bytes"]) if image.get("bytes") else image.get("path")
+        if source is None:
+            return "has no image"
+        with PIL.Image.open(source) as picture:
+            picture.load()
+    except FileNotFoundError:
+        return f"names {where}, which does not exist"
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as err:
+        return f"has an unreadable image {where} ({err})"
+    return None
+
+
+def check_rows(ds: Dataset, bad_rows: str = "error", log: Callable[[str], None] = print) -> Dataset:
+    """Read every row once before training: a bad row stops here (`error`) or is dropped (`skip`), never hours in."""
+    raw = ds.cast_column("image", Image(decode=False))
+    bad: list[tuple[int, str]] = []
+    for i, row in enumerate(raw):
+        problem = _row_problem(row)
+        if problem is not None:
+            bad.append((i, problem))
+            if bad_rows == "error":
+                raise DiffDisError(f"training row {i} {problem}; fix it, or pass --bad-rows skip to train without such rows")
+    if not bad:
+        return ds
+    if len(bad) == len(ds):
+        raise DiffDisError(f"none of the {len(ds)} training rows is usable (row {bad[0][0]} {bad[0][1]})")
+    log(f"skipping {len(bad)} of {len(ds)} training rows without a caption or a readable image (row {bad[0][0]} {bad[0][1]})")
+    skipped = {i for i, _ in bad}
+    return ds.select([i for i in range(len(ds)) if i not in skipped])

@@ -13,6 +13,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 def load_image(path: str | Path) -> Image.Image:
     path = Path(path)
+    if path.is_dir():
+        raise DiffDisError(f"{path} is a folder, not an image file")
     if not path.is_file():
         raise DiffDisError(f"image {path} does not exist")
     try:

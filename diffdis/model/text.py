@@ -1,8 +1,9 @@
 """Text encoder T: one caption gives the condition c (L x d) and the global text query e (1 x d).
 
-For CLIP text models e is the EOT-token state after the final layer norm, L2-normalised [ours].
-A from-scratch model gets a byte-level BPE tokenizer trained offline on the captions (any input string
-still tokenises: unseen words fall back to bytes).
+For CLIP text models e is the EOT-token state after the final layer norm, L2-normalised [ours]; other
+encoders (BERT, MiniLM, ...) pool their token states as configured (`ModelConfig.text_pooling`: mean, cls or
+the model's pooler). A from-scratch model gets a byte-level BPE tokenizer trained offline on the captions
+(any input string still tokenises: unseen words fall back to bytes); a pretrained one brings its own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    CLIPTextConfig,
+    CLIPTextModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 
 from diffdis.errors import DiffDisError
 
@@ -73,24 +82,56 @@ def build_text_model(config: dict[str, Any], tokenizer: PreTrainedTokenizerBase)
     return CLIPTextModel(cfg)
 
 
+def load_text_model(path: Path) -> tuple[PreTrainedModel, dict[str, list[str]]]:
+    """Any local transformers text model (CLIPTextModel, BERT, MiniLM, ...) and its loading info
+    (missing_keys: made fresh, unexpected_keys: in the files but unused)."""
+    try:
+        model, info = AutoModel.from_pretrained(str(path), local_files_only=True, output_loading_info=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise DiffDisError(f"cannot load a transformers text model from {path}: {str(err).splitlines()[0]}") from err
+    return model, info
+
+
 class TextEncoder(nn.Module):
     """Wraps a transformers text model; returns (c, e) with e unit-norm."""
 
-    def __init__(self, model: CLIPTextModel) -> None:
+    def __init__(
+        self, model: PreTrainedModel, pooling: str = "eot", max_length: int | None = None, pad_token_id: int | None = None
+    ) -> None:
         super().__init__()
         self.model = model
+        self.pooling = pooling
+        self._max_length = max_length
+        self.pad_token_id = pad_token_id
 
     @property
     def max_length(self) -> int:
-        return int(self.model.config.max_position_embeddings)
+        return int(self._max_length or self.model.config.max_position_embeddings)
 
     @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
     def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # No padding mask, as in SD: the causal mask already hides the pads that follow the EOT token.
-        out = self.model(input_ids=input_ids)
-        condition = out.last_hidden_state  # (B, L, d)
-        query = F.normalize(out.pooler_output.float(), dim=-1).to(condition.dtype)  # (B, d)
+        if self.pooling == "eot":
+            # No padding mask, as in SD: the causal mask already hides the pads that follow the EOT token.
+            out = self.model(input_ids=input_ids)
+            condition, pooled = out.last_hidden_state, out.pooler_output  # (B, L, d), (B, d)
+        else:  # bidirectional encoders must not attend to pads
+            mask = (input_ids != self.pad_token_id).long() if self.pad_token_id is not None else torch.ones_like(input_ids)
+            out = self.model(input_ids=input_ids, attention_mask=mask)
+            condition = out.last_hidden_state
+            if self.pooling == "mean":
+                weights = mask[..., None].to(condition.dtype)
+                pooled = (condition * weights).sum(1) / weights.sum(1).clamp(min=1)
+            elif self.pooling == "cls":
+                pooled = condition[:, 0]
+            else:
+                pooled = out.pooler_output
+        query = F.normalize(pooled.float(), dim=-1).to(condition.dtype)  # (B, d)
         return condition, query
+
+
+def text_encoder_for(config, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> TextEncoder:
+    """The TextEncoder a ModelConfig describes, around `model` and its `tokenizer`."""
+    return TextEncoder(model, config.text_pooling, config.text_max_length, tokenizer.pad_token_id)

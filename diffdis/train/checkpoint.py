@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,47 @@ def checkpoints_dir(output_dir: Path) -> Path:
 
 
 def _complete(path: Path) -> bool:
-    state = (path / "training_state.pt").is_file() or (path / "deepspeed").is_dir()  # single process | DeepSpeed
-    return (path / "trainer_state.json").is_file() and state and (path / "model" / "model_index.json").is_file()
+    return _problem(path) is None
+
+
+def _safetensors_intact(path: Path) -> bool:
+    """The header parses and the file is as long as the header says: a truncated copy fails."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        return path.stat().st_size == 8 + size + end
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _problem(path: Path) -> str | None:
+    """Why `path` is not a complete checkpoint (a file missing, truncated or not parseable), or None.
+    Cheap: reads headers, not weights."""
+    if not path.is_dir():
+        return "it does not exist"
+    state = path / "training_state.pt"
+    if not state.is_file() and not (path / "deepspeed").is_dir():  # single process | DeepSpeed
+        return "training_state.pt is missing"
+    if state.is_file() and not zipfile.is_zipfile(state):
+        return "training_state.pt is truncated"
+    model = path / "model"
+    for name in ("trainer_state.json", "model/model_index.json", "model/discriminator/model.safetensors"):
+        if not (path / name).is_file():
+            return f"{name} is missing"
+    for folder in ("unet", "text_encoder"):
+        if not any((model / folder).glob("*.safetensors")):
+            return f"model/{folder} has no weights"
+    for file in [path / "trainer_state.json", *model.rglob("*.json")]:
+        try:
+            json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return f"{file.relative_to(path)} is not valid JSON"
+    for file in model.rglob("*.safetensors"):
+        if not _safetensors_intact(file):
+            return f"{file.relative_to(path)} is truncated"
+    return None
 
 
 def publish(root: Path, tmp: Path, step: int, total_limit: int | None) -> Path:
@@ -54,6 +94,8 @@ def save_checkpoint(
     """`save_model(dir)` writes the model folder; `state` is torch-serialisable (tensors, numbers, dicts)."""
     root = checkpoints_dir(output_dir)
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".checkpoint-*.tmp-*"):  # left by a run killed while writing
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}.tmp-", dir=root))
     try:
         save_model(tmp / "model")
@@ -75,20 +117,24 @@ def find_checkpoint(output_dir: Path, which: str, log: Any = print) -> Path:
     """`latest` (the pointer, or the newest complete checkpoint) or a checkpoint path."""
     if which != LATEST:
         path = Path(which)
-        if not _complete(path):
-            raise DiffDisError(f"{which} is not a complete checkpoint folder")
+        problem = _problem(path)
+        if problem is not None:
+            raise DiffDisError(f"{which} is not a complete checkpoint folder ({problem}); pass another or 'latest'")
         return path
     root = checkpoints_dir(output_dir)
     pointer = root / LATEST
     if pointer.is_file():
-        named = root / pointer.read_text().strip()
-        if _complete(named):
+        named = root / pointer.read_text(errors="replace").strip()
+        problem = _problem(named) if named.parent == root else "it is not in the checkpoints folder"
+        if problem is None:
             return named
-        log(f"checkpoint {named.name} named by 'latest' is incomplete; looking for an older one")
-    candidates = sorted((p for p in _all(root) if _complete(p)), key=_step)
-    if not candidates:
-        raise DiffDisError(f"nothing to resume in {root}: no complete checkpoint; start without --resume-from-checkpoint")
-    return candidates[-1]
+        log(f"checkpoint {named.name} named by 'latest' is incomplete ({problem}); looking for an older one")
+    for path in sorted(_all(root), key=_step, reverse=True):
+        problem = _problem(path)
+        if problem is None:
+            return path
+        log(f"skipping {path.name}, incomplete: {problem}")
+    raise DiffDisError(f"nothing to resume in {root}: no complete checkpoint; start without --resume-from-checkpoint")
 
 
 def load_checkpoint_state(path: Path) -> tuple[int, dict[str, Any]]:

@@ -12,15 +12,15 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from diffusers.optimization import get_scheduler
+from diffusers.optimization import SchedulerType, get_scheduler
 from diffusers.training_utils import EMAModel
 
 from diffdis.config import ModelConfig, TrainConfig
-from diffdis.data.captions import load_captioned
+from diffdis.data.captions import check_rows, load_captioned
 from diffdis.data.label_sets import builtin_label_sets, builtin_templates, load_labels, load_templates
 from diffdis.data.transforms import image_to_tensor
 from diffdis.diffusion.schedule import training_scheduler
-from diffdis.errors import DiffDisError
+from diffdis.errors import DiffDisError, UsageError
 from diffdis.model.text import train_tokenizer
 from diffdis.pipeline import DiffDisPipeline
 from diffdis.train.checkpoint import find_checkpoint, load_checkpoint_state, save_checkpoint
@@ -65,7 +65,11 @@ class Trainer:
         log: Callable[[str], None] = print,
     ) -> None:
         self.cfg, self.log = train_config, log
-        self.dataset = load_captioned(train_config.data, train_config.image_column, train_config.caption_column)
+        schedules = [s.value for s in SchedulerType]
+        if train_config.lr_scheduler not in schedules:
+            raise UsageError(f"unknown --lr-scheduler {train_config.lr_scheduler!r}; choose one of: {', '.join(schedules)}")
+        dataset = load_captioned(train_config.data, train_config.image_column, train_config.caption_column)
+        self.dataset = check_rows(dataset, train_config.bad_rows, log)
         if train_config.batch_size > len(self.dataset):
             raise DiffDisError(f"batch size {train_config.batch_size} exceeds the {len(self.dataset)} rows of {train_config.data}")
         self.checkpoint = None
@@ -76,7 +80,7 @@ class Trainer:
         else:
             torch.manual_seed(train_config.seed)
             config = model_config or ModelConfig()
-            self.pipe = DiffDisPipeline.build(config, self.make_tokenizer(config))
+            self.pipe = self.build_pipeline(config)
         self.pipe.training = train_config
         self.scheduler = training_scheduler(self.pipe.config.schedule)
         self.params = [p for p in self.pipe.model.parameters() if p.requires_grad]
@@ -89,6 +93,15 @@ class Trainer:
         self.null_ids = self.pipe.token_ids([""])
         self.start_step = 0
         self.setup_optimisation()
+
+    def build_pipeline(self, config: ModelConfig) -> DiffDisPipeline:
+        """From scratch, or from pretrained weights (--init-from SD_DIR, --text-encoder DIR)."""
+        c = self.cfg
+        if c.init_from or c.text_encoder:
+            from diffdis.pretrained import build_pretrained
+
+            return build_pretrained(config, c.init_from, c.text_encoder, c.train_text_encoder, self.log)
+        return DiffDisPipeline.build(config, self.make_tokenizer(config))
 
     def make_tokenizer(self, config: ModelConfig):
         captions = [str(t or "") for t in self.dataset["text"]]
@@ -155,8 +168,10 @@ class Trainer:
 
     def run(self, callback: StepCallback | None = None) -> Path:
         c = self.cfg
-        if self.start_step >= c.max_steps:
-            raise DiffDisError(f"the checkpoint is at step {self.start_step}, not below --max-steps {c.max_steps}")
+        if self.start_step > c.max_steps:
+            raise DiffDisError(f"the checkpoint is at step {self.start_step}, beyond --max-steps {c.max_steps}")
+        if self.start_step == c.max_steps:  # killed after the last checkpoint, before the model folder was written
+            self.log(f"the checkpoint is at --max-steps {c.max_steps}: writing the final model folder")
         for step in range(self.start_step, c.max_steps):
             started = time.perf_counter()
             logs = self.train_step(step)

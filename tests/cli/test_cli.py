@@ -51,7 +51,9 @@ def test_classify_json(cli_run):
     out = diffdis("classify", "data/000000.png", "data/000001.png", "--model", "run", "--labels", "red circle,blue square,green cross",
                   "--num-inference-steps", "2", "--top-k", "2", "--json", cwd=cli_run)  # fmt: skip
     assert out.returncode == 0, out.stderr
-    results = json.loads(out.stdout)
+    answer = json.loads(out.stdout)
+    assert answer["model"] == "run"  # a trained folder without a card is named after itself
+    results = answer["results"]
     assert [r["image"] for r in results] == ["data/000000.png", "data/000001.png"]
     for r in results:
         scores = [p["score"] for p in r["predictions"]]
@@ -63,11 +65,11 @@ def test_retrieve_json_both_directions(cli_run):
     out = diffdis("retrieve", "--model", "run", "--images", "data", "--texts", "texts.txt", "--top-k", "2",
                   "--num-inference-steps", "1", "--json", cwd=cli_run)  # fmt: skip
     assert out.returncode == 0, out.stderr
-    per_image = json.loads(out.stdout)
+    per_image = json.loads(out.stdout)["results"]
     assert len(per_image) == 40 and len(per_image[0]["matches"]) == 2
     out = diffdis("retrieve", "--model", "run", "--images", "data", "--query", "a red circle", "--top-k", "3",
                   "--num-inference-steps", "1", "--json", cwd=cli_run)  # fmt: skip
-    ranked = json.loads(out.stdout)[0]["matches"]
+    ranked = json.loads(out.stdout)["results"][0]["matches"]
     assert len(ranked) == 3 and all(m["image"].endswith(".png") for m in ranked)
 
 
@@ -93,7 +95,7 @@ runner = CliRunner()
         (["classify", "x.png", "--model", "m", "--labels", "cifar11"], 1, "unknown label set"),
         (["retrieve", "--model", "m", "--images", "."], 2, "exactly one of"),
         (["data", "make", "mnist-world", "--out", "d"], 2, "unknown dataset"),
-        (["train", "--data", "nowhere", "--output-dir", "o", "--batch-size", "0"], 1, "batch-size must be positive"),
+        (["train", "--data", "nowhere", "--output-dir", "o", "--batch-size", "0"], 2, "batch-size must be positive"),
         (["train", "--data", "nowhere.txt", "--output-dir", "o"], 1, "cannot use"),
     ],
 )
@@ -108,7 +110,7 @@ def test_bad_inputs_give_one_line_and_an_exit_code(tmp_path, monkeypatch, args, 
 def test_version_and_env():
     assert runner.invoke(app, ["--version"]).output.startswith("diffdis ")
     info = json.loads(runner.invoke(app, ["env", "--json"]).stdout)
-    assert {"diffdis", "torch", "diffusers", "transformers"} <= set(info)
+    assert {"diffdis", "torch", "diffusers", "transformers", "default_model", "default_model_version"} <= set(info)
 
 
 def test_deepspeed_single_process_json_and_export(cli_run):

@@ -1,15 +1,21 @@
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from diffdis.errors import DiffDisError
 from diffdis.train.checkpoint import checkpoints_dir, find_checkpoint, load_checkpoint_state, save_checkpoint
 
 
-def _save(out, step, limit=None):
-    def save_model(d):
-        d.mkdir(parents=True)
-        (d / "model_index.json").write_text("{}")
+def _fake_model(d):
+    """The files a checkpoint's model folder is checked for: the index and safetensors weights."""
+    for part in ("unet", "text_encoder", "discriminator"):
+        (d / part).mkdir(parents=True)
+        save_file({"w": torch.zeros(2)}, str(d / part / "model.safetensors"))
+    (d / "model_index.json").write_text("{}")
 
-    return save_checkpoint(out, step, save_model, {"x": step}, limit)
+
+def _save(out, step, limit=None):
+    return save_checkpoint(out, step, _fake_model, {"x": step}, limit)
 
 
 def test_latest_pointer_and_state_round_trip(tmp_path):
@@ -46,8 +52,7 @@ def test_nothing_to_resume(tmp_path):
 def test_a_deepspeed_checkpoint_is_not_resumed_by_the_plain_loop(tmp_path):
     path = checkpoints_dir(tmp_path) / "checkpoint-2"
     (path / "deepspeed").mkdir(parents=True)
-    (path / "model").mkdir()
-    (path / "model" / "model_index.json").write_text("{}")
+    _fake_model(path / "model")
     (path / "trainer_state.json").write_text('{"step": 2}')
     assert find_checkpoint(tmp_path, "latest") == path
     with pytest.raises(DiffDisError, match="resume it with --deepspeed"):

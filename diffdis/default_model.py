@@ -1,0 +1,48 @@
+"""The model shipped inside the package, used whenever a command is given no --model.
+
+It is the `tiny` preset trained on the built-in captioned world plus scikit-learn's digits by
+examples/train_default_model.sh, stored in fp16 (about 28 MB) in diffdis/default_weights/. Nothing is
+downloaded: the weights travel with the package, so `pip install` then `diffdis generate "a red car"` works
+offline. Retraining replaces the folder and bumps `MODEL_VERSION`; git history keeps every earlier copy, so
+weights are committed only once they meet the README's quality targets (none do yet).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from diffdis.errors import DiffDisError
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default_weights"
+MODEL_NAME = "diffdis-world-tiny"
+MODEL_VERSION = "1"
+
+
+def default_model_dir() -> Path:
+    """The shipped model folder; a clear error where an install left it out."""
+    if not (DEFAULT_MODEL_DIR / "model_index.json").is_file():
+        raise DiffDisError(
+            f"this diffdis install ships no default model yet ({DEFAULT_MODEL_DIR} is missing); pass --model DIR, "
+            "a folder written by `diffdis train`"
+        )
+    return DEFAULT_MODEL_DIR
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """`model` itself, or the shipped default when it is None."""
+    return default_model_dir() if model is None else Path(model)
+
+
+def package_model(source: str | Path, target: str | Path, name: str = MODEL_NAME, version: str = MODEL_VERSION,
+                  dtype: torch.dtype = torch.float16) -> None:  # fmt: skip
+    """Copy a trained model folder to `target` with weights stored in `dtype` and a name and version in
+    model_index.json. Loading casts back to the caller's dtype (fp32 on CPU), so only storage shrinks."""
+    from diffdis.pipeline import DiffDisPipeline
+
+    pipe = DiffDisPipeline.from_pretrained(source)
+    pipe.card = {"name": name, "model_version": version}
+    for module in (pipe.model, pipe.text_encoder, pipe.autoencoder):
+        module.to(dtype)
+    pipe.save_pretrained(target)

@@ -1,0 +1,1 @@
+"""Evaluation: metrics on score matrices and an independent judge of generated images."""

@@ -1,0 +1,165 @@
+"""Evaluation data: an image folder with metadata.jsonl, or a built-in dataset's evaluation split by name.
+
+`world` is the world's held-out split (colour x object pairs never seen in training), `digits` the digits
+test split; `world:500` caps the number of images; `world/train` names another split. Built-in sets are
+written once to the cache (`diffdis.data.builtin.cache_root`), like the training data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from diffdis.data.builtin import SPLITS, cache_root, make_dataset
+from diffdis.data.images import load_image
+from diffdis.errors import DiffDisError
+
+EVAL_SPLITS = {"world": "heldout", "digits": "test", "shapes": "train"}
+# The column a label set's names come from, when --label-column is not given.
+LABEL_COLUMNS = ("label_name", "label", "object", "colour", "class", "category")
+
+
+@dataclass
+class EvalData:
+    """Rows of metadata.jsonl with their image paths; images are read when asked for (shards read only theirs)."""
+
+    name: str  # short name for result files: the built-in spec or the folder's name
+    root: Path
+    rows: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def images(self, indices: list[int]) -> list[Image.Image]:
+        return [load_image(self.root / self.rows[i]["file_name"]).convert("RGB") for i in indices]
+
+    def column(self, name: str) -> list[Any]:
+        missing = [i for i, row in enumerate(self.rows) if name not in row]
+        if missing:
+            columns = sorted({k for row in self.rows for k in row} - {"file_name"})
+            raise DiffDisError(f"{self.name}: row {missing[0]} has no column {name!r} (columns: {columns})")
+        return [row[name] for row in self.rows]
+
+
+def _parse_builtin(spec: str) -> tuple[str, str, int | None] | None:
+    """'world' -> ('world', 'heldout', None); 'digits/train:100' -> ('digits', 'train', 100); else None."""
+    head, _, count = spec.partition(":")
+    name, _, split = head.partition("/")
+    if name not in SPLITS or (count and not count.isdigit()):
+        return None
+    split = split or EVAL_SPLITS[name]
+    if split not in SPLITS[name]:
+        raise DiffDisError(f"dataset {name} has no split {split!r}; choose one of: {', '.join(SPLITS[name])}")
+    return name, split, int(count) if count else None
+
+
+def materialise_split(name: str, split: str, num_images: int | None) -> Path:
+    """A built-in split in the cache (seed 0), written on first use; concurrent writers do not collide."""
+    folder = cache_root() / f"{name}-{split}-{num_images or 'default'}"
+    if not (folder / "metadata.jsonl").exists():
+        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make_dataset(name, tmp, num_images, split=split)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    return folder
+
+
+def read_metadata(root: Path) -> list[dict[str, Any]]:
+    path = root / "metadata.jsonl"
+    if not path.is_file():
+        raise DiffDisError(f"{root} has no metadata.jsonl (one JSON object per line with file_name and columns)")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DiffDisError(f"{path} line {n} is not JSON ({err})") from err
+        if not isinstance(row, dict) or "file_name" not in row:
+            raise DiffDisError(f"{path} line {n} needs a JSON object with a file_name")
+        rows.append(row)
+    if not rows:
+        raise DiffDisError(f"{path} holds no rows")
+    return rows
+
+
+def load_eval_data(spec: str) -> EvalData:
+    """An image folder with metadata.jsonl, or a built-in name: world, digits, shapes (optionally /split, :N)."""
+    path = Path(spec)
+    if path.is_dir():
+        return EvalData(path.resolve().name, path, read_metadata(path))
+    builtin = _parse_builtin(spec)
+    if builtin is None:
+        raise DiffDisError(
+            f"cannot use {spec!r} as evaluation data: give an image folder with metadata.jsonl or a built-in "
+            f"name ({', '.join(f'{n} ({s} split)' for n, s in EVAL_SPLITS.items())}), e.g. world:500 or digits/train"
+        )
+    name, split, count = builtin
+    root = materialise_split(name, split, count)
+    label = f"{name}-{split}" + (f"-{count}" if count else "")
+    return EvalData(label, root, read_metadata(root))
+
+
+def _matches(value: Any, labels: list[str]) -> bool:
+    return isinstance(value, str) and value.strip().lower() in labels
+
+
+def label_targets(
+    data: EvalData, labels: list[str], column: str | None = None, drop_unknown: bool = False
+) -> tuple[list[int], list[int], str]:
+    """(row indices kept, target index into `labels` per kept row, the column used).
+
+    Labels are matched by name, case-insensitively. Without `column`, the first of LABEL_COLUMNS whose
+    values all name a label is used (so world data picks `object` or `colour` by the label set).
+    Integer columns (digits' `label`) are read as indices into the label set.
+    """
+    lowered = [x.strip().lower() for x in labels]
+    if column is None:
+        present = [c for c in LABEL_COLUMNS if all(c in row for row in data.rows)]
+        full = [c for c in present if all(_matches(row[c], lowered) for row in data.rows)]
+        partial = [c for c in present if any(_matches(row[c], lowered) for row in data.rows)]
+        if not (full or partial):
+            raise DiffDisError(
+                f"no column of {data.name} names the labels {labels[:5]}{'...' if len(labels) > 5 else ''} "
+                f"(looked at {present or list(LABEL_COLUMNS)}); choose the label set that matches the data "
+                "or set --label-column"
+            )
+        column = (full or partial)[0]
+    values = data.column(column)
+    kept, targets, unknown = [], [], set()
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise DiffDisError(f"{data.name} column {column!r} holds {value!r}; use a column of label names")
+        if isinstance(value, int):
+            target = value if 0 <= value < len(labels) else None
+        else:
+            target = lowered.index(value.strip().lower()) if _matches(value, lowered) else None
+        if target is None:
+            unknown.add(str(value))
+            continue
+        kept.append(i)
+        targets.append(target)
+    if unknown and not drop_unknown:
+        raise DiffDisError(
+            f"{len(values) - len(kept)} rows of {data.name} have a {column!r} that is not in the label set "
+            f"({', '.join(sorted(unknown)[:8])}); choose a matching label set, or pass --drop-unknown to "
+            "evaluate only the rows whose label is in the set"
+        )
+    if not kept:
+        raise DiffDisError(f"no row of {data.name} has a {column!r} in the label set")
+    return kept, targets, column
+
+
+def shard(indices: list[int], num_shards: int, shard_index: int) -> list[int]:
+    """Every num_shards-th item, starting at shard_index: shards are disjoint and together cover all."""
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise DiffDisError(f"shard-index must be in [0, {num_shards}) and num-shards at least 1")
+    return indices[shard_index::num_shards]

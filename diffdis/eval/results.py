@@ -1,0 +1,159 @@
+"""Result records: one JSON file per run (or per shard of a run), merged into one table and one plot.
+
+A record is a flat JSON object: what ran (task, method, model, data, sampler, steps, guidance, seed, shard)
+and what came out (CLIP_benchmark's metric names, seconds_per_image, n). Classification records also keep
+each sample's target and top-5 classes under "samples", so `build_table` merges shards exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from diffdis.errors import DiffDisError
+from diffdis.eval.classify import metrics_from_samples
+
+RUN_KEYS = ("task", "method", "model", "data", "labels", "templates", "label_column", "scheduler", "steps",
+            "guidance", "seed", "dc_timesteps", "dc_keep", "max_samples", "num_shards")  # fmt: skip
+FIRST_COLUMNS = ("task", "method", "model", "data", "labels", "scheduler", "steps", "guidance", "seed", "n")
+HIDDEN = {"samples", "shard_index", "num_shards", "created"}
+
+
+def output_path(template: str, **fields: Any) -> Path:
+    """Fill {task} {data} {scheduler} {steps} {method} {guidance} {shard}; a sharded run without {shard}
+    in the template gets `_shardIofK` before the suffix so shards never overwrite each other."""
+    safe = {k: str(v).replace("/", "-").replace(":", "-").replace(" ", "_") for k, v in fields.items()}
+    try:
+        path = Path(template.format(**safe))
+    except (KeyError, IndexError) as err:
+        raise DiffDisError(f"--output {template!r} names an unknown field {err}; use {sorted(safe)}") from err
+    if fields.get("num_shards", 1) > 1 and "{shard}" not in template:
+        path = path.with_name(f"{path.stem}_shard{fields['shard_index']}of{fields['num_shards']}{path.suffix or '.json'}")
+    return path
+
+
+def write_record(record: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_records(paths: list[Path]) -> list[dict[str, Any]]:
+    records = []
+    for path in paths:
+        try:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DiffDisError(f"cannot read result {path}: {err}") from err
+        if not isinstance(record, dict) or "task" not in record:
+            raise DiffDisError(f"{path} is not a diffdis eval result (no 'task' key)")
+        records.append({**record, "_path": str(path)})
+    if not records:
+        raise DiffDisError("no result files given")
+    return records
+
+
+def _merge(shards: list[dict[str, Any]], allow_partial: bool) -> dict[str, Any]:
+    first = shards[0]
+    total = int(first.get("num_shards", 1))
+    seen = sorted({int(r.get("shard_index", 0)) for r in shards})
+    if len(seen) != len(shards):
+        raise DiffDisError(f"the same run (or shard) is in several files, {[r['_path'] for r in shards]}; give each once")
+    missing = sorted(set(range(total)) - set(seen))
+    if missing and not allow_partial:
+        raise DiffDisError(
+            f"{first['_path']}: shards {missing} of {total} are missing; run them (--shard-index) or pass --allow-partial"
+        )
+    if total == 1:
+        return first
+    samples: dict[str, list] = {"index": [], "target": [], "top": []}
+    for r in shards:
+        if "samples" not in r:
+            raise DiffDisError(f"{r['_path']} is a shard without per-sample results; it cannot be merged")
+        for key in samples:
+            samples[key].extend(r["samples"][key])
+    n = len(samples["target"])
+    seconds = sum(float(r.get("seconds", 0.0)) for r in shards)
+    merged = {**first, **metrics_from_samples(samples, int(first["num_classes"])), "n": n, "seconds": seconds,
+              "seconds_per_image": seconds / n, "shards": f"{len(seen)}/{total}",
+              "_path": ", ".join(r["_path"] for r in shards)}  # fmt: skip
+    if "unet_passes_per_image" in first:
+        merged["unet_passes_per_image"] = sum(r["unet_passes_per_image"] * r["n"] for r in shards) / n
+    return merged
+
+
+def merge_shards(records: list[dict[str, Any]], allow_partial: bool = False) -> list[dict[str, Any]]:
+    """One record per run: the shards of a run (same RUN_KEYS) are merged, their metrics recomputed."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[tuple(json.dumps(r.get(k), sort_keys=True) for k in RUN_KEYS)].append(r)
+    return [_merge(group, allow_partial) for group in groups.values()]
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return value
+
+
+def write_table(rows: list[dict[str, Any]], path: Path) -> list[str]:
+    """CSV with the run's settings first, then every metric any row has; returns the columns."""
+    keys = {k for r in rows for k in r if k not in HIDDEN and not k.startswith("_")}
+    columns = [c for c in FIRST_COLUMNS if c in keys] + sorted(keys - set(FIRST_COLUMNS))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    order = sorted(rows, key=lambda r: tuple(str(r.get(c, "")) for c in ("task", "method", "data", "scheduler"))
+                   + (float(r.get("steps") or 0),))  # fmt: skip
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for r in order:
+            writer.writerow({c: _cell(r.get(c, "")) for c in columns})
+    return columns
+
+
+def plot_accuracy(rows: list[dict[str, Any]], path: Path, metric: str = "acc1") -> None:
+    """Two panels: `metric` against sampler steps and against seconds per image, one line per scheduler
+    (and per guidance / data / labels where those vary); Diffusion Classifier runs as points in the second."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise DiffDisError("--plot needs matplotlib: pip install 'diffdis[eval]'") from err
+    runs = [r for r in rows if r.get("task") == "classify" and metric in r]
+    if not runs:
+        raise DiffDisError(f"no classification results with {metric!r} to plot")
+    diffdis_runs = [r for r in runs if r.get("method", "diffdis") == "diffdis"]
+    varying = [k for k in ("data", "labels", "guidance", "model") if len({str(r.get(k)) for r in diffdis_runs}) > 1]
+    lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        dc = r.get("method", "diffdis") != "diffdis"
+        keys = [k for k in varying if not (dc and k == "guidance")]
+        lines[" ".join([str(r["method"] if dc else r.get("scheduler"))] + [f"{k}={r.get(k)}" for k in keys])].append(r)
+    fig, (by_steps, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
+    steps_seen: set[int] = set()
+    for colour, (label, points) in enumerate(sorted(lines.items())):
+        points.sort(key=lambda r: float(r.get("steps") or 0))
+        ys = [100 * r[metric] for r in points]
+        dc = points[0].get("method", "diffdis") != "diffdis"
+        style = dict(color=f"C{colour}", marker="s" if dc else "o", linestyle=":" if dc else "-", label=label)
+        if not dc:
+            by_steps.plot([r["steps"] for r in points], ys, **style)
+            steps_seen.update(int(r["steps"]) for r in points)
+        by_time.plot([r["seconds_per_image"] for r in points], ys, **style)
+    by_steps.set(xscale="log", xlabel="sampler steps", ylabel=f"{metric} (%)", title=f"{metric} vs steps")
+    by_steps.set_xticks(sorted(steps_seen), [str(s) for s in sorted(steps_seen)])
+    by_steps.minorticks_off()
+    by_time.set(xscale="log", xlabel="seconds per image", ylabel=f"{metric} (%)", title=f"{metric} vs time")
+    for ax in (by_steps, by_time):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,50 @@
+"""Image-text retrieval benchmark: each image's diffused e0 against every caption's e, Recall@k both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from diffdis.errors import DiffDisError
+from diffdis.eval.classify import timed_queries
+from diffdis.eval.data import EvalData
+from diffdis.eval.metrics import retrieval_recall
+
+
+def captions(data: EvalData, column: str = "text") -> tuple[list[str], list[int]]:
+    """(texts, index of each text's image); a row's column may hold one caption or a list of them."""
+    texts, text_image = [], []
+    for i, value in enumerate(data.column(column)):
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) and v.strip() for v in values):
+            raise DiffDisError(f"{data.name} row {i}: column {column!r} needs a caption or a list of captions")
+        texts.extend(values)
+        text_image.extend([i] * len(values))
+    return texts, text_image
+
+
+def run_retrieval(
+    pipe: Any,
+    data: EvalData,
+    scheduler: str,
+    steps: int,
+    guidance: float,
+    seed: int = 0,
+    batch_size: int = 64,
+    text_column: str = "text",
+    ks: tuple[int, ...] = (1, 5, 10),
+    callback: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    texts, text_image = captions(data, text_column)
+    _, text_queries = pipe.encode_text(texts)  # (N_texts, d)
+    images = data.images(list(range(len(data))))
+    queries, seconds = timed_queries(pipe, images, scheduler, steps, guidance, seed, batch_size, callback)
+    scores = queries.to(text_queries.device) @ text_queries.T  # (N_images, N_texts)
+    return {
+        **retrieval_recall(scores, torch.tensor(text_image), ks),
+        "num_texts": len(texts),
+        "seconds": seconds,
+        "seconds_per_image": seconds / len(images),
+    }
