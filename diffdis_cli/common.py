@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages hold paths and [extras]: print them as written
 
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,13 +65,13 @@ def command(fn: F) -> F:
         except DiffDisError as err:
             if debug_enabled():
                 raise
-            err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except OSError as err:  # the file system said no: permissions, disk full, a name too long ...
             if debug_enabled():
                 raise
             where = f": {err.filename}" if err.filename else ""
-            err_console.print(f"[red]error:[/red] {err.strerror or err}{where}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(err.strerror or err) + where)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", highlight=False)
