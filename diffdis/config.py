@@ -48,6 +48,36 @@ def _tiny_text() -> dict[str, Any]:
     }
 
 
+def _tiny_latent_unet() -> dict[str, Any]:
+    # 8x8x4 latents of a small f=4 autoencoder (diffdis train-autoencoder): attention at 8x8 and 4x4, none at 2x2.
+    return {
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+        "block_out_channels": [64, 128, 128],
+        "layers_per_block": 1,
+        "attention_head_dim": 4,  # diffusers' legacy name: the number of heads
+        "cross_attention_dim": 256,
+        "norm_num_groups": 32,
+    }
+
+
+def _tiny_patch2_unet() -> dict[str, Any]:
+    # 32x32 pixels folded into 16x16x12 (patch_size 2); attention at 8x8 and 4x4. About 2x cheaper per step
+    # than the tiny preset on CPU (0.87 s against 1.73 s at batch 32, 2 cores). Patches of 4 (8x8x48) were
+    # 3x cheaper but learned L_IG several times slower: 64 channels must carry 48 noise channels through.
+    return {
+        **_tiny_latent_unet(),
+        "sample_size": 16,
+        "in_channels": 12,
+        "out_channels": 12,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    }
+
+
 def _sd15_unet() -> dict[str, Any]:
     return {
         "sample_size": 64,
@@ -122,6 +152,7 @@ class ModelConfig:
     # --- discrimination branch (new modules) ---
     fusion: str = "joint"  # "joint" (paper Fig. 3) | "one-way" (image tokens ignore the text token) [ours]
     query_transformer_layers: int = 6
+    patch_size: int = 1  # pixel space: fold p x p patches into channels, the UNet runs at image_size / p [ours]
     query_transformer_width: int = 256
     query_transformer_head_dim: int = 64
     query_scale: float = 1.0  # gamma in e_t = gamma*sqrt(abar)*e0 + sqrt(1-abar)*eps [ours]
@@ -142,6 +173,10 @@ class ModelConfig:
             raise UsageError(f"disc_condition must be 'null_text' or 'skip', got {self.disc_condition!r}")
         if not 0.0 < self.query_scale <= 1.0:
             raise UsageError(f"query_scale (gamma) must be in (0, 1], got {self.query_scale}")
+        if self.patch_size < 1 or self.image_size % self.patch_size:
+            raise UsageError(f"patch_size must be a positive divisor of image_size {self.image_size}, got {self.patch_size}")
+        if self.patch_size > 1 and self.vae is not None:
+            raise UsageError("patch_size folds pixels; a latent model (vae) cannot use it")
         if self.text_pooling not in TEXT_POOLINGS:
             raise UsageError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, got {self.text_pooling!r}")
 
@@ -153,7 +188,7 @@ class ModelConfig:
     @property
     def latent_size(self) -> int:
         if self.vae is None:
-            return self.image_size
+            return self.image_size // self.patch_size
         return self.image_size // 2 ** (len(self.vae["block_out_channels"]) - 1)
 
     @property
@@ -215,6 +250,7 @@ class TrainConfig:
     init_from: str = ""  # a diffusers Stable Diffusion v1 folder the model starts from (diffdis/pretrained.py)
     text_encoder: str = ""  # a local transformers text model used as T instead of a from-scratch one
     train_text_encoder: bool = False  # fine-tune a pretrained text encoder (from scratch it always trains)
+    vae: str = ""  # a local AutoencoderKL folder (diffdis train-autoencoder): a latent model with that frozen V/D
     log_every: int = 10
     bad_rows: str = "error"  # rows without a caption or a readable image: "error" (name the first) | "skip"
     format_version: int = FORMAT_VERSION
@@ -246,7 +282,7 @@ class TrainConfig:
             raise UsageError(f"bad-rows must be 'error' or 'skip', got {self.bad_rows!r}")
 
 
-PRESETS = ("tiny", "sd15")
+PRESETS = ("tiny", "tiny-patch2", "tiny-latent", "sd15")
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
@@ -255,6 +291,13 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         cfg = dataclasses.replace(load_config(ModelConfig, Path(name)), **overrides)
     elif name == "tiny":
         cfg = ModelConfig(preset="tiny", **overrides)
+    elif name == "tiny-patch2":
+        base = dict(preset="tiny-patch2", unet=_tiny_patch2_unet(), patch_size=2, query_transformer_width=192)
+        cfg = ModelConfig(**{**base, **overrides})
+    elif name == "tiny-latent":
+        # The autoencoder comes from --vae (its config and weights); the UNet is sized for its 8x8x4 latents.
+        base = dict(preset="tiny-latent", unet=_tiny_latent_unet(), schedule=_sd_schedule(), clip_sample=None, query_transformer_width=192)
+        cfg = ModelConfig(**{**base, **overrides})
     elif name == "sd15":
         base = dict(
             preset="sd15",

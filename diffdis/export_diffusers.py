@@ -29,7 +29,7 @@ def check_exportable(pipe, source: Path) -> None:
     if not isinstance(pipe.autoencoder, LatentAutoencoder):
         raise DiffDisError(
             f"{source} is a pixel-space model (no VAE): StableDiffusionPipeline always decodes latents with an "
-            "AutoencoderKL, so only latent models export to diffusers (train with --init-from SD_DIR or --preset sd15)"
+            "AutoencoderKL, so only latent models export to diffusers (train with --init-from SD_DIR, --preset sd15 or --preset tiny-latent --vae DIR)"
         )
     if not isinstance(pipe.text_encoder.model, CLIPTextModel):
         kind = type(pipe.text_encoder.model).__name__

@@ -150,7 +150,7 @@ def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torc
         detail = " ".join(str(err).split())[:300]  # torch lists every key, over many lines
         raise DiffDisError(f"{directory}/discriminator weights do not fit model_config.json; keep one model's weights "
                            f"and configs together ({detail})") from err  # fmt: skip
-    autoencoder = LatentAutoencoder(vae) if vae is not None else IdentityAutoencoder()
+    autoencoder = LatentAutoencoder(vae) if vae is not None else IdentityAutoencoder(cfg.patch_size)
     card = {"name": str(index.get("name") or directory.resolve().name), "model_version": str(index.get("model_version", "")),
             "diffdis_version": str(index.get("diffdis_version", ""))}  # fmt: skip
     tokenizer = load_tokenizer(directory / "tokenizer")

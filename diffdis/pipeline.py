@@ -45,7 +45,7 @@ class DiffDisPipeline(Components):
     def build(cls, config: ModelConfig, tokenizer, inference: InferenceConfig | None = None) -> DiffDisPipeline:
         """A randomly initialised model in eval mode (seed torch first for a repeatable init)."""
         text_encoder = text_encoder_for(config, build_text_model(config.text_encoder, tokenizer), tokenizer)
-        pipe = cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae), inference or inference_defaults(config))
+        pipe = cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae, config.patch_size), inference or inference_defaults(config))
         for module in (pipe.model, pipe.text_encoder, pipe.autoencoder):
             module.eval()
         return pipe

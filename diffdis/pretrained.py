@@ -222,7 +222,7 @@ def with_text_encoder(
         model = DiffDisModel(config)
         report.add_new("unet", model.unet)
         report.add_new("discriminator", model.discriminator)
-        autoencoder = build_autoencoder(config.vae)
+        autoencoder = build_autoencoder(config.vae, config.patch_size)
         if config.vae is not None:
             report.add_new("vae", autoencoder.vae)
     out = DiffDisPipeline(model, text_encoder_for(config, text_model, tokenizer), tokenizer, autoencoder, inference_defaults(config))

@@ -117,3 +117,19 @@ def progress(description: str, enabled: bool = True) -> Iterator[Callable[[int, 
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def step_progress(description: str, enabled: bool, log: Callable[[str], None], every: int
+                  ) -> Iterator[tuple[Callable[[int, int, dict[str, float]], None], dict[str, float]]]:  # fmt: skip
+    """A training loop's callback: a progress bar, a log line every `every` steps, and the last step's logs."""
+    last: dict[str, float] = {}
+    with progress(description, enabled=enabled) as update:
+
+        def on_step(step: int, total: int, logs: dict[str, float]) -> None:
+            last.update(logs, step=step)
+            update(step, total)
+            if step % every == 0 or step == total:
+                log(" ".join(f"{k}={v:.4g}" for k, v in {"step": step, **logs}.items()))
+
+        yield on_step, last

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from diffdis_cli.baselines import train_clip
 from diffdis_cli.common import MODEL, command, err_console, load_pipeline, model_fields, print_json, progress
 
 app = typer.Typer(help="Benchmarks: zero-shot classification, retrieval, generation; merge results into a table.",
@@ -92,7 +93,8 @@ def classify(
     label_column: str | None = typer.Option(None, "--label-column", help="Metadata column with each image's label. Default: "
                                             "the first of label_name, label, object, colour, ... that names the labels."),
     drop_unknown: bool = typer.Option(False, "--drop-unknown", help="Skip rows whose label is not in the set."),
-    method: str = typer.Option("diffdis", "--method", help="diffdis | diffusion-classifier (Li et al. 2023 baseline)."),
+    method: str = typer.Option("diffdis", "--method", help="diffdis | diffusion-classifier (Li et al. 2023 baseline) | "
+                               "clip (a --model folder from diffdis eval train-clip)."),
     schedulers: str | None = SCHEDULERS,
     steps: str | None = STEPS,
     guidance: str | None = GUIDANCE,
@@ -117,12 +119,13 @@ def classify(
     from diffdis.eval.data import label_targets, load_eval_data, shard
     from diffdis.eval.diffusion_classifier import diffusion_classify
 
-    if method not in ("diffdis", "diffusion-classifier"):
-        raise UsageError(f"--method must be diffdis or diffusion-classifier, got {method!r}")
+    if method not in ("diffdis", "diffusion-classifier", "clip"):
+        raise UsageError(f"--method must be diffdis, diffusion-classifier or clip, got {method!r}")
     if shard_index >= num_shards:
         raise UsageError(f"--shard-index {shard_index} must be below --num-shards {num_shards}")
     if method == "diffdis":
         _check_sweep(schedulers, steps, guidance)
+    _no_sampler_for_clip(method, schedulers, steps, guidance)
     label_names, template_list = load_labels(labels), load_templates(templates, labels)
     dataset = load_eval_data(data)
     rows, targets, column = label_targets(dataset, label_names, label_column, drop_unknown)
@@ -131,13 +134,13 @@ def classify(
     rows, targets = [rows[i] for i in mine], [targets[i] for i in mine]
     if not rows:
         raise UsageError(f"shard {shard_index} of {num_shards} holds no samples: use fewer shards")
-    pipe = load_pipeline(model)
+    pipe = _load(model, method)
     images = dataset.images(rows)
     base = {"task": "classify", "method": method, **_common_fields(pipe, model, dataset.name, seed), "labels": labels,
             "templates": templates or "default", "label_column": column, "num_classes": len(label_names),
             "max_samples": max_samples, "num_shards": num_shards, "shard_index": shard_index, "n": len(rows)}  # fmt: skip
     evaluation.warm_up(pipe, images)
-    if method == "diffdis":
+    if method in ("diffdis", "clip"):
         scales = _list(guidance, pipe.inference.query_guidance, float, "--guidance-scale")
         runs = [(s, n, g) for s in _list(schedulers, pipe.inference.query_scheduler, str, "--scheduler")
                 for n in _list(steps, pipe.inference.query_steps, int, "--num-inference-steps") for g in scales]  # fmt: skip
@@ -160,6 +163,25 @@ def classify(
                       "seconds_per_image", "path"], json_out)  # fmt: skip
 
 
+def _no_sampler_for_clip(method: str, *sampling: str | None) -> None:
+    if method == "clip" and any(v is not None for v in sampling):
+        from diffdis.errors import UsageError
+
+        raise UsageError("--method clip encodes each image once: drop --scheduler, --num-inference-steps and --guidance-scale")
+
+
+def _load(model: Path | None, method: str) -> Any:
+    """A DiffDis pipeline, or for --method clip the CLIP baseline, which answers the same calls."""
+    if method != "clip":
+        return load_pipeline(model)
+    from diffdis.errors import UsageError
+    from diffdis.eval.clip_baseline import ClipBaseline
+
+    if model is None:
+        raise UsageError("--method clip needs --model CLIP_DIR (from diffdis eval train-clip)")
+    return ClipBaseline.from_pretrained(model)
+
+
 def _sweep_diffdis(pipe: Any, images: list, targets: list[int], rows: list[int], labels: list[str], templates: list[str],
                    runs: list[tuple[str, int, float]], base: dict[str, Any], output: str, batch_size: int,
                    quiet: bool) -> list[dict[str, Any]]:  # fmt: skip
@@ -177,7 +199,7 @@ def _sweep_diffdis(pipe: Any, images: list, targets: list[int], rows: list[int],
         # calls of the query network (down + middle blocks and query transformer; no up path) per image
         record = {**base, "scheduler": scheduler, "steps": n_steps, "guidance": scale,
                   "query_passes_per_image": n_steps * (1 if scale == 1.0 else 2), **result}  # fmt: skip
-        records.append(_save(record, output, scheduler, n_steps, "diffdis", scale, base["num_shards"], base["shard_index"]))
+        records.append(_save(record, output, scheduler, n_steps, base["method"], scale, base["num_shards"], base["shard_index"]))
     return records
 
 
@@ -196,6 +218,7 @@ def retrieve(
     model: Path | None = MODEL,
     data: str = DATA,
     text_column: str = typer.Option("text", "--text-column", help="Metadata column with each image's caption(s)."),
+    method: str = typer.Option("diffdis", "--method", help="diffdis | clip (a --model folder from diffdis eval train-clip)."),
     schedulers: str | None = SCHEDULERS,
     steps: str | None = STEPS,
     guidance: str | None = GUIDANCE,
@@ -210,14 +233,19 @@ def retrieve(
     from diffdis.eval.data import EvalData, load_eval_data
     from diffdis.eval.retrieve import run_retrieval
 
+    from diffdis.errors import UsageError
+
+    if method not in ("diffdis", "clip"):
+        raise UsageError(f"--method must be diffdis or clip, got {method!r}")
     _check_sweep(schedulers, steps, guidance)
+    _no_sampler_for_clip(method, schedulers, steps, guidance)
     dataset = load_eval_data(data)
     if max_samples is not None:
         dataset = EvalData(dataset.name, dataset.root, dataset.rows[:max_samples])
-    pipe = load_pipeline(model)
+    pipe = _load(model, method)
     warm_up(pipe, dataset.images([0]))
     inf = pipe.inference
-    base = {"task": "retrieve", "method": "diffdis", **_common_fields(pipe, model, dataset.name, seed),
+    base = {"task": "retrieve", "method": method, **_common_fields(pipe, model, dataset.name, seed),
             "max_samples": max_samples, "n": len(dataset)}  # fmt: skip
     records = []
     scales = _list(guidance, inf.query_guidance, float, "--guidance-scale")
@@ -229,7 +257,7 @@ def retrieve(
                     result = run_retrieval(pipe, dataset, scheduler, n_steps, scale, seed, batch_size, text_column,
                                            callback=update)  # fmt: skip
                 record = {**base, "scheduler": scheduler, "steps": n_steps, "guidance": scale, **result}
-                records.append(_save(record, output, scheduler, n_steps, "diffdis", scale))
+                records.append(_save(record, output, scheduler, n_steps, method, scale))
     _report(records, ["scheduler", "steps", "guidance", "n", "num_texts", "image_to_text_R@1", "image_to_text_R@5",
                       "text_to_image_R@1", "text_to_image_R@5", "seconds_per_image", "path"], json_out)  # fmt: skip
 
@@ -336,3 +364,4 @@ app.command("classify")(classify)
 app.command("retrieve")(retrieve)
 app.command("generate")(generate)
 app.command("build")(build)
+app.command("train-clip")(train_clip)

@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(train.train)
+app.command("train-autoencoder")(train.train_autoencoder)
 app.command("export")(train.export)
 app.command("generate")(generate.generate)
 app.command("classify")(discriminate.classify)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from diffdis_cli.common import command, err_console, print_json, progress, quiet_libraries
+from diffdis_cli.common import command, err_console, print_json, progress, quiet_libraries, step_progress
 from diffdis_cli.paths import check_writable_folder
 
 
@@ -17,7 +17,7 @@ from diffdis_cli.paths import check_writable_folder
 def train(
     data: str = typer.Option(..., "--data", help="Image folder with metadata.jsonl, a .parquet / .csv file, or built-in sets like world:20000+digits."),
     output_dir: Path = typer.Option(..., "--output-dir", help="Where the model folder and checkpoints go."),
-    preset: str = typer.Option("tiny", "--preset", help="Model geometry: tiny | sd15 | a model_config.json file."),
+    preset: str = typer.Option("tiny", "--preset", help="Model geometry: tiny | tiny-patch2 | tiny-latent (with --vae) | sd15 | a model_config.json file."),
     max_steps: int = typer.Option(1000, "--max-steps"),
     batch_size: int = typer.Option(32, "--batch-size"),
     learning_rate: float = typer.Option(3e-4, "--learning-rate"),
@@ -45,6 +45,9 @@ def train(
         None, "--text-encoder", help="A local transformers text model (CLIP text, BERT, MiniLM, ...) used as the text encoder."
     ),
     train_text_encoder: bool = typer.Option(False, "--train-text-encoder", help="Fine-tune a pretrained text encoder (frozen by default)."),
+    vae: Path | None = typer.Option(
+        None, "--vae", help="A local AutoencoderKL folder (from diffdis train-autoencoder): train a latent model with it frozen."
+    ),
     deepspeed: str | None = typer.Option(
         None, "--deepspeed", help="zero1 | zero2 | zero3 | zero2-offload | zero3-offload | CONFIG.json (launch with torchrun or deepspeed)."
     ),
@@ -61,6 +64,10 @@ def train(
     if resume_from_checkpoint is None and ((output_dir / "model_index.json").exists() or (output_dir / "checkpoints" / "latest").exists()):
         raise DiffDisError(f"{output_dir} already holds a training run: pass --resume-from-checkpoint latest or pick a new --output-dir")
     check_writable_folder(output_dir, "--output-dir")
+    if vae is not None:
+        from diffdis.train.autoencoder import check_autoencoder_folder
+
+        check_autoencoder_folder(vae)
     cfg = TrainConfig(
         data=data, output_dir=str(output_dir), preset=preset, image_column=image_column, caption_column=caption_column,
         max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, lr_scheduler=lr_scheduler,
@@ -68,7 +75,7 @@ def train(
         checkpointing_steps=checkpointing_steps, checkpoints_total_limit=checkpoints_total_limit, tasks=tasks,
         loss_alignment_weight=loss_alignment_weight, vocab_size=vocab_size, snr_gamma=snr_gamma,
         mixed_precision=mixed_precision, bad_rows=bad_rows, init_from=init_from or "", text_encoder=text_encoder or "",
-        train_text_encoder=train_text_encoder,
+        train_text_encoder=train_text_encoder, vae=str(vae or ""),
     )  # fmt: skip
     model_config = make_preset(preset, fusion=fusion, query_scale=query_scale)
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / deepspeed only rank 0 talks
@@ -104,6 +111,44 @@ def train(
         print_json(summary)
     else:
         err_console.print(f"model saved to {out}", highlight=False)
+
+
+@command
+def train_autoencoder(
+    data: str = typer.Option(..., "--data", help="Images to reconstruct: an image folder with metadata.jsonl, a file, or built-in sets."),
+    output_dir: Path = typer.Option(..., "--output-dir", help="Where the AutoencoderKL folder goes (pass it to diffdis train --vae)."),
+    image_size: int = typer.Option(32, "--image-size", help="Pixels; the latents are image-size / 4."),
+    latent_channels: int = typer.Option(4, "--latent-channels"),
+    max_steps: int = typer.Option(1500, "--max-steps"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    learning_rate: float = typer.Option(1e-3, "--learning-rate"),
+    kl_weight: float = typer.Option(1e-6, "--kl-weight", help="Weight of the KL term (LDM's KL-f4 used 1e-6)."),
+    seed: int = typer.Option(0, "--seed"),
+    image_column: str = typer.Option("image", "--image-column"),
+    caption_column: str = typer.Option("text", "--caption-column"),
+    bad_rows: str = typer.Option("error", "--bad-rows", help="Rows without a caption or a readable image: error | skip."),
+    json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
+) -> None:
+    """Train a small f=4 AutoencoderKL (32x32 images -> 8x8x4 latents) for a latent model: --preset tiny-latent --vae DIR."""
+    quiet_libraries()
+    from diffdis.errors import DiffDisError
+    from diffdis.train.autoencoder import AutoencoderTrainConfig, train_autoencoder
+
+    if (output_dir / "config.json").exists():
+        raise DiffDisError(f"{output_dir} already holds an autoencoder; choose another --output-dir")
+    check_writable_folder(output_dir, "--output-dir")
+    cfg = AutoencoderTrainConfig(
+        data=data, output_dir=str(output_dir), image_size=image_size, latent_channels=latent_channels,
+        max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, kl_weight=kl_weight, seed=seed,
+        image_column=image_column, caption_column=caption_column, bad_rows=bad_rows,
+    )  # fmt: skip
+    log = (lambda msg: None) if json_out else (lambda msg: err_console.print(msg, highlight=False))
+    with step_progress("training the autoencoder", not json_out, log, cfg.log_every) as (on_step, last):
+        out = train_autoencoder(cfg, on_step, log)
+    if json_out:
+        print_json({"autoencoder": str(out), **last})
+    else:
+        err_console.print(f"autoencoder saved to {out}", highlight=False)
 
 
 @command

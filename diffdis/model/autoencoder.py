@@ -1,22 +1,29 @@
-"""Image encoder V and decoder D: identity for pixel-space models, diffusers' AutoencoderKL for latents."""
+"""Image encoder V and decoder D: pixels (optionally folded into patches) or diffusers' AutoencoderKL latents."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import nn
 
 
 class IdentityAutoencoder(nn.Module):
-    """Pixel space: the 'latent' is the image in [-1, 1]."""
+    """Pixel space: the 'latent' is the image in [-1, 1], each p x p patch folded into channels when
+    `patch_size` p > 1 (space-to-depth, as in Hoogeboom et al.'s simple diffusion [ours]): lossless, free, and
+    the UNet runs at 1/p the resolution, which on CPU buys about 2x the training steps at p = 2."""
+
+    def __init__(self, patch_size: int = 1) -> None:
+        super().__init__()
+        self.patch_size = patch_size
 
     def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return images
+        return F.pixel_unshuffle(images, self.patch_size) if self.patch_size > 1 else images
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return latents
+        return F.pixel_shuffle(latents, self.patch_size) if self.patch_size > 1 else latents
 
 
 class LatentAutoencoder(nn.Module):
@@ -42,7 +49,7 @@ class LatentAutoencoder(nn.Module):
         return self.vae.decode(latents.to(self.vae.dtype) / self.scaling_factor).sample
 
 
-def build_autoencoder(vae_config: dict[str, Any] | None) -> IdentityAutoencoder | LatentAutoencoder:
+def build_autoencoder(vae_config: dict[str, Any] | None, patch_size: int = 1) -> IdentityAutoencoder | LatentAutoencoder:
     if vae_config is None:
-        return IdentityAutoencoder()
+        return IdentityAutoencoder(patch_size)
     return LatentAutoencoder(AutoencoderKL(**vae_config))

@@ -97,11 +97,24 @@ class Trainer:
     def build_pipeline(self, config: ModelConfig) -> DiffDisPipeline:
         """From scratch, or from pretrained weights (--init-from SD_DIR, --text-encoder DIR)."""
         c = self.cfg
+        if c.vae and c.init_from:
+            raise UsageError("--vae and --init-from both give the autoencoder; pass one (an SD folder brings its own vae/)")
+        if c.vae:
+            from diffdis.train.autoencoder import attach_autoencoder, load_autoencoder
+
+            vae = load_autoencoder(c.vae)
+            config = attach_autoencoder(config, vae)
+        elif config.preset == "tiny-latent" and config.vae is None:
+            raise UsageError("--preset tiny-latent needs --vae DIR: train one with diffdis train-autoencoder")
         if c.init_from or c.text_encoder:
             from diffdis.pretrained import build_pretrained
 
-            return build_pretrained(config, c.init_from, c.text_encoder, c.train_text_encoder, self.log)
-        return DiffDisPipeline.build(config, self.make_tokenizer(config))
+            pipe = build_pretrained(config, c.init_from, c.text_encoder, c.train_text_encoder, self.log)
+        else:
+            pipe = DiffDisPipeline.build(config, self.make_tokenizer(config))
+        if c.vae:
+            pipe.autoencoder.vae.load_state_dict(vae.state_dict())
+        return pipe
 
     def make_tokenizer(self, config: ModelConfig):
         captions = [str(t or "") for t in self.dataset["text"]]

@@ -1,0 +1,73 @@
+"""The CLIP baseline: trains with CLIPModel's own loss, saves, loads, and is scored by the same eval commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from diffdis.errors import UsageError
+from diffdis.eval.clip_baseline import ClipBaseline, ClipBaselineConfig, train_clip
+from diffdis_cli.main import app
+
+SMALL = dict(image_size=16, patch_size=4, vision_width=32, vision_layers=1, text_width=32, text_layers=1, heads=2,
+             max_length=16, vocab_size=300, batch_size=8, warmup_steps=1, learning_rate=1e-3)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def clip_dir(shapes_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clip")
+    losses: list[float] = []
+    cfg = ClipBaselineConfig(data=str(shapes_dir), output_dir=str(out), max_steps=12, **SMALL)
+    train_clip(cfg, lambda step, total, logs: losses.append(logs["loss"]), log=lambda m: None)
+    assert len(losses) == 12 and sum(losses[-3:]) < sum(losses[:3])  # its own contrastive loss goes down
+    return out
+
+
+def test_baseline_round_trips_and_embeds_unit_vectors(clip_dir, shapes_dir):
+    from diffdis.eval.judge import read_labelled_folder
+
+    clip = ClipBaseline.from_pretrained(clip_dir)
+    images, rows = read_labelled_folder(shapes_dir)
+    queries = clip.image_queries(images[:5], num_inference_steps=25, scheduler="ddim")  # sampler args are ignored
+    assert queries.shape == (5, 32) and torch.allclose(queries.norm(dim=-1), torch.ones(5), atol=1e-5)
+    classifier = clip.zero_shot_classifier(["red", "blue"], ["a {} shape", "{}"])
+    assert classifier.shape == (2, 32) and torch.allclose(classifier.norm(dim=-1), torch.ones(2), atol=1e-5)
+    again = ClipBaseline.from_pretrained(clip_dir).image_queries(images[:5])
+    assert torch.equal(queries, again)
+
+
+def test_eval_commands_score_the_baseline(clip_dir, shapes_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", "classify", "--method", "clip", "--model", str(clip_dir), "--data", str(shapes_dir),
+                                 "--labels", "red,green,blue,yellow", "--label-column", "colour", "--drop-unknown", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)[0]
+    assert record["method"] == "clip" and record["steps"] == 1 and 0.0 <= record["acc1"] <= 1.0
+    result = runner.invoke(app, ["eval", "retrieve", "--method", "clip", "--model", str(clip_dir), "--data", str(shapes_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "image_to_text_R@1" in json.loads(result.stdout)[0]
+    result = runner.invoke(app, ["eval", "classify", "--method", "clip", "--model", str(clip_dir), "--data", str(shapes_dir),
+                                 "--labels", "red,blue", "--num-inference-steps", "5"])  # fmt: skip
+    assert result.exit_code == 2 and "encodes each image once" in result.output
+
+
+def test_a_diffdis_folder_is_not_a_clip_baseline(tmp_path):
+    with pytest.raises(UsageError, match="not a CLIP baseline"):
+        ClipBaseline.from_pretrained(tmp_path)
+    with pytest.raises(UsageError, match="lr-scheduler"):
+        ClipBaselineConfig(lr_scheduler="nope")
+
+
+def test_train_clip_command(shapes_dir, tmp_path):
+    runner = CliRunner()
+    args = ["eval", "train-clip", "--data", str(shapes_dir), "--output-dir", str(tmp_path / "clip"), "--max-steps", "2",
+            "--batch-size", "4", "--vision-layers", "1", "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["step"] == 2 and ClipBaseline.from_pretrained(tmp_path / "clip").cfg.vision_layers == 1
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "already holds a CLIP baseline" in again.output
