@@ -26,6 +26,15 @@ from diffdis.model_folder import Components, load_folder, save_folder
 Progress = Callable[[int, int], None] | None
 
 
+def zero_shot_weights(encode_text: Callable, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+    """(K, d): each label's template embeddings normalised, averaged, renormalised (open_clip recipe).
+    `encode_text(texts)` returns (anything, (N, d) embeddings): a DiffDis pipeline's or a baseline's."""
+    prompts = [t.replace("{}", label) for label in labels for t in templates]
+    _, queries = encode_text(prompts)
+    per_label = queries.view(len(labels), len(templates), -1)
+    return F.normalize(F.normalize(per_label, dim=-1).mean(dim=1), dim=-1)
+
+
 def _check_sampling(steps: int, guidance: float) -> None:
     if steps < 1:
         raise UsageError(f"num-inference-steps must be at least 1, got {steps}")
@@ -81,11 +90,7 @@ class DiffDisPipeline(Components):
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def zero_shot_classifier(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-        """(K, d): each label's template embeddings normalised, averaged, renormalised (open_clip recipe)."""
-        prompts = [t.replace("{}", label) for label in labels for t in templates]
-        _, queries = self.encode_text(prompts)
-        per_label = queries.view(len(labels), len(templates), -1)
-        return F.normalize(F.normalize(per_label, dim=-1).mean(dim=1), dim=-1)
+        return zero_shot_weights(self.encode_text, labels, templates)
 
     # ---- generation -------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -28,6 +28,7 @@ from diffdis.data.captions import check_rows, load_captioned
 from diffdis.data.transforms import image_to_tensor
 from diffdis.errors import DiffDisError, UsageError
 from diffdis.model.text import load_tokenizer, tokenize, train_tokenizer
+from diffdis.pipeline import zero_shot_weights
 
 MARKER = "clip_baseline.json"
 
@@ -158,9 +159,7 @@ class ClipBaseline:
         return None, torch.cat(parts)
 
     def zero_shot_classifier(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-        prompts = [t.replace("{}", label) for label in labels for t in templates]
-        per_label = self.encode_text(prompts)[1].view(len(labels), len(templates), -1)
-        return F.normalize(per_label.mean(dim=1), dim=-1)
+        return zero_shot_weights(self.encode_text, labels, templates)
 
     @torch.no_grad()
     def image_queries(self, images: Sequence[Image.Image], batch_size: int = 64, callback=None, **_sampling: Any) -> torch.Tensor:
