@@ -10,7 +10,8 @@ Without --model it measures the model shipped with diffdis. Sections:
   zero-shot       1,000 world "heldout"-split images (unseen colour x object pairs) whose object is a CIFAR-10
                   class: label sets cifar10 (cifar templates) and world_colours; the digits test split with the
                   digits label set. The model's default query sampler.
-  retrieval       1,000 held-out image-caption pairs, image->text and text->image R@1/5/10.
+  retrieval       1,000 held-out image-caption pairs, image->text and text->image R@1/5/10: against each
+                  image's own caption, against any caption true of it, and the own-caption ceiling.
   cli             `diffdis generate "a red car"` with default settings, timed as a subprocess.
 Writes OUT/default_model_benchmark.json, OUT/samples_grid.png (8 prompts x 4 samples) and OUT/a-red-car.png.
 """
@@ -36,6 +37,7 @@ from diffdis.data.world import COLOUR_WORDS, COLOURS, OBJECT_WORDS, OBJECTS, THI
 from diffdis.default_model import resolve_model
 from diffdis.eval.judge import Judge, load_judge, read_labelled_folder
 from diffdis.eval.metrics import accuracy_topk, mean_per_class_recall, retrieval_recall
+from diffdis.eval.retrieve import world_truth_recall
 from diffdis.pipeline import DiffDisPipeline
 from diffdis_cli.common import quiet_libraries  # no library progress bars between the section lines
 
@@ -203,7 +205,9 @@ def main() -> None:
             "cifar10_objects": zero_shot(pipe, q_cifar, "cifar10", [rows[i]["object"] for i in cifar]),
             "world_colours": zero_shot(pipe, q_cifar, "world_colours", [rows[i]["colour"] for i in cifar]),
             "digits": zero_shot(pipe, q_digits, "digits", [r["label_name"] for r in digits[1]]),
-            "retrieval": {"pairs": len(retrieval_set), **retrieval_recall(scores.cpu(), torch.arange(len(retrieval_set)))},
+            "retrieval": {"pairs": len(retrieval_set), **retrieval_recall(scores.cpu(), torch.arange(len(retrieval_set))),
+                          **world_truth_recall([rows[i] for i in retrieval_set], [rows[i]["text"] for i in retrieval_set],
+                                               list(range(len(retrieval_set))), scores.cpu())},
             "judge_on_real_heldout": {
                 "object_accuracy": sum(o == rows[i]["object"] for o, i in zip(real["object"], cifar)) / len(cifar),
                 "colour_accuracy": sum(c == rows[i]["colour"] for c, i in zip(real["colour"], cifar)) / len(cifar)},
@@ -245,6 +249,10 @@ def print_summary(result: dict, out: Path) -> None:
     r = disc["retrieval"]
     print(f"\n== retrieval ({r['pairs']} held-out pairs) ==\nimage->text R@1 {r['image_to_text_R@1']:.1%}  "
           f"R@5 {r['image_to_text_R@5']:.1%}   text->image R@1 {r['text_to_image_R@1']:.1%}  R@5 {r['text_to_image_R@5']:.1%}")  # fmt: skip
+    for prefix, what in (("any_true_", "any caption true of the image counts"),
+                         ("own_caption_ceiling_", "best possible own-caption score (captions state only some attributes)")):  # fmt: skip
+        print(f"{what}:\n  image->text R@1 {r[prefix + 'image_to_text_R@1']:.1%}  R@5 {r[prefix + 'image_to_text_R@5']:.1%}   "
+              f"text->image R@1 {r[prefix + 'text_to_image_R@1']:.1%}  R@5 {r[prefix + 'text_to_image_R@5']:.1%}")  # fmt: skip
     print(f"\n== cli ==\n{' '.join(result['cli']['command'])}: {result['cli']['wall_seconds']:.1f} s")
     print(f"\n== seconds ==\n{json.dumps(result['seconds'])}")
     if "full_run_estimate_seconds" in result:

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from diffdis.data.world_truth import ATTRIBUTES, own_caption_ceiling, truth_matrix
 from diffdis.errors import DiffDisError
 from diffdis.eval.classify import timed_queries
 from diffdis.eval.data import EvalData
@@ -44,7 +45,23 @@ def run_retrieval(
     scores = queries.to(text_queries.device) @ text_queries.T  # (N_images, N_texts)
     return {
         **retrieval_recall(scores, torch.tensor(text_image), ks),
+        **world_truth_recall(data.rows, texts, text_image, scores, ks),
         "num_texts": len(texts),
         "seconds": seconds,
         "seconds_per_image": seconds / len(images),
     }
+
+
+def world_truth_recall(rows: list[dict[str, Any]], texts: list[str], text_image: list[int], scores: torch.Tensor,
+                       ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:  # fmt: skip
+    """On the built-in world (rows with object, colour, background, size and position), two more views of the
+    same scores: `any_true_*` counts any caption true of the image (and any image the caption is true of) as a
+    hit, and `own_caption_ceiling_*` is the best the own-caption figures can be (see diffdis.data.world_truth).
+    Other data: nothing."""
+    if not rows or not all(all(a in row for a in ATTRIBUTES) for row in rows):
+        return {}
+    truth = truth_matrix(rows, texts)
+    any_true = retrieval_recall(scores, positive=truth, ks=ks)
+    ceiling = own_caption_ceiling(truth, torch.tensor(text_image), ks) if len(set(text_image)) == len(text_image) else {}
+    return {**{f"any_true_{k}": v for k, v in any_true.items() if "_R@" in k},
+            **{f"own_caption_ceiling_{k}": v for k, v in ceiling.items()}}  # fmt: skip

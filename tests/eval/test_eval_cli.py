@@ -84,6 +84,10 @@ def test_retrieve(setup, monkeypatch):
         assert record[f"text_retrieval_recall@{k}"] == record[f"image_to_text_R@{k}"]
     assert record["image_to_text_R@10"] == 1.0  # 8 images, 8 captions: everything is in the top 10
     assert record["n"] == 8 and record["num_texts"] == 8
+    for way in ("image_to_text", "text_to_image"):  # the world's own captions are among the true ones
+        for k in (1, 5):
+            assert record[f"own_caption_ceiling_{way}_R@{k}"] <= 1
+            assert record[f"any_true_{way}_R@{k}"] >= record[f"{way}_R@{k}"]
 
 
 def test_bad_sampler_options_are_refused_before_anything_loads(tmp_path, monkeypatch):

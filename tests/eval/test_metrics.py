@@ -68,3 +68,35 @@ def test_bad_shapes_are_refused():
         retrieval_recall(torch.zeros(2, 3), torch.tensor([0, 1]))
     with pytest.raises(DiffDisError, match="indices"):
         retrieval_recall(torch.zeros(2, 2), torch.tensor([0, 2]))
+
+
+def test_retrieval_recall_with_a_positive_matrix():
+    # text 0 is true of images 0 and 1 (a generic caption); text 1 only of image 1; image 2 has no true text
+    positive = torch.tensor([[True, False], [True, True], [False, False]])
+    scores = torch.tensor(
+        [
+            [0.2, 0.9],  # image 0: text 1 first (false), text 0 second -> hit at 2
+            [0.9, 0.1],  # image 1: text 0 first (true) -> hit at 1
+            [0.5, 0.5],  # image 2: no true text, left out of image->text
+        ]
+    )
+    r = retrieval_recall(scores, positive=positive, ks=(1, 2))
+    assert r["image_to_text_R@1"] == pytest.approx(1 / 2)
+    assert r["image_to_text_R@2"] == pytest.approx(1.0)
+    # text 0 ranks images 1, 2, 0 -> image 1 is true -> hit at 1; text 1 ranks 0, 2, 1 -> its image 1 at rank 3
+    assert r["text_to_image_R@1"] == pytest.approx(1 / 2)
+    assert r["text_to_image_R@2"] == pytest.approx(1 / 2)
+    # one positive per text gives exactly the text_image answer
+    text_image = torch.tensor([1, 0])
+    own = torch.zeros(3, 2, dtype=torch.bool)
+    own[text_image, torch.arange(2)] = True
+    assert retrieval_recall(scores, positive=own, ks=(1, 2)) == retrieval_recall(scores, text_image, ks=(1, 2))
+
+
+def test_retrieval_recall_needs_exactly_one_kind_of_positive():
+    with pytest.raises(DiffDisError, match="either"):
+        retrieval_recall(torch.zeros(2, 2))
+    with pytest.raises(DiffDisError, match="either"):
+        retrieval_recall(torch.zeros(2, 2), torch.tensor([0, 1]), positive=torch.eye(2).bool())
+    with pytest.raises(DiffDisError, match="shape"):
+        retrieval_recall(torch.zeros(2, 2), positive=torch.ones(2, 3, dtype=torch.bool))
