@@ -1,10 +1,10 @@
 """The model shipped inside the package, used whenever a command is given no --model.
 
-It is the `tiny` preset trained on the built-in captioned world plus scikit-learn's digits by
-examples/train_default_model.sh, stored in fp16 (about 28 MB) in diffdis/default_weights/. Nothing is
+It is the `tiny-patch2` preset trained on the built-in captioned world plus scikit-learn's digits by
+examples/train_default_model.sh, stored in fp16 (about 29 MB) in diffdis/default_weights/. Nothing is
 downloaded: the weights travel with the package, so `pip install` then `diffdis generate "a red car"` works
 offline. Retraining replaces the folder and bumps `MODEL_VERSION`; git history keeps every earlier copy, so
-weights are committed only once they meet the README's quality targets (none do yet).
+retrain rarely.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from diffdis.errors import DiffDisError
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_weights"
-MODEL_NAME = "diffdis-world-tiny"
+MODEL_NAME = "diffdis-world-tiny-patch2"
 MODEL_VERSION = "1"
 
 
@@ -24,7 +24,7 @@ def default_model_dir() -> Path:
     """The shipped model folder; a clear error where an install left it out."""
     if not (DEFAULT_MODEL_DIR / "model_index.json").is_file():
         raise DiffDisError(
-            f"this diffdis install ships no default model yet ({DEFAULT_MODEL_DIR} is missing); pass --model DIR, "
+            f"this diffdis install has no default model ({DEFAULT_MODEL_DIR} is missing); reinstall diffdis, or pass --model DIR, "
             "a folder written by `diffdis train`"
         )
     return DEFAULT_MODEL_DIR
