@@ -57,10 +57,13 @@ def world_truth_recall(rows: list[dict[str, Any]], texts: list[str], text_image:
     """On the built-in world (rows with object, colour, background, size and position), two more views of the
     same scores: `any_true_*` counts any caption true of the image (and any image the caption is true of) as a
     hit, and `own_caption_ceiling_*` is the best the own-caption figures can be (see diffdis.data.world_truth).
-    Other data: nothing."""
+    Other data, or captions outside the world's grammar (edited by hand): nothing."""
     if not rows or not all(all(a in row for a in ATTRIBUTES) for row in rows):
         return {}
-    truth = truth_matrix(rows, texts)
+    try:
+        truth = truth_matrix(rows, texts)
+    except DiffDisError:
+        return {}
     any_true = retrieval_recall(scores, positive=truth, ks=ks)
     ceiling = own_caption_ceiling(truth, torch.tensor(text_image), ks) if len(set(text_image)) == len(text_image) else {}
     return {**{f"any_true_{k}": v for k, v in any_true.items() if "_R@" in k},
