@@ -245,7 +245,7 @@ class TrainConfig:
     condition_dropout: float = 0.1  # p of dropping c in the generative pass [ours]
     image_dropout: float = 0.1  # p of dropping the image in the discriminative pass [ours]
     snr_gamma: float | None = None  # Min-SNR-gamma weighting of L_IG (e.g. 5.0); None: plain MSE as the paper
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (DeepSpeed runs)
+    mixed_precision: str = "no"  # "no" | "bf16" (autocast, fp32 weights) | "fp16" (DeepSpeed runs)
     vocab_size: int = 4096  # size of the BPE tokenizer trained on the captions (from-scratch text encoder)
     init_from: str = ""  # a diffusers Stable Diffusion v1 folder the model starts from (diffdis/pretrained.py)
     text_encoder: str = ""  # a local transformers text model used as T instead of a from-scratch one

@@ -286,7 +286,12 @@ def generate(
     max_reference: int | None = typer.Option(None, "--max-reference", min=2, help="Use the first N reference images."),
     features: str | None = typer.Option(None, "--features", help="FID features: judge (default), judge:DIR, or "
                                         "module:function mapping a list of PIL images to an (N, D) array."),
-    inception_weights: Path | None = typer.Option(None, "--inception-weights", help="Not supported (see the error)."),
+    inception_weights: Path | None = typer.Option(None, "--inception-weights", help="FID with the standard Inception-v3 "
+                                                  "pool3 features: pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+                                                  "(the same file as torch-fidelity's), from disk."),
+    inception_style: str = typer.Option("torch-fidelity", "--inception-style", help="Whose resize and scaling feed the "
+                                        "Inception: torch-fidelity (TF1 bilinear, as TF FID), clean-fid (PIL bicubic) "
+                                        "or pytorch-fid."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Default: the model's."),
     steps: int | None = typer.Option(None, "--num-inference-steps", help="Default: the model's."),
     guidance: float | None = typer.Option(None, "--guidance-scale", help="Default: the model's."),
@@ -296,15 +301,17 @@ def generate(
     grid: Path | None = typer.Option(None, "--grid", help="Sample grid PNG. Default: the output path with .png."),
     json_out: bool = JSON,
 ) -> None:
-    """FID (judge features by default), DiffDis score, judge accuracy and a sample grid for generated images."""
+    """FID (judge or Inception features), DiffDis score, judge accuracy and a sample grid for generated images."""
     from diffdis.errors import UsageError
     from diffdis.eval.data import load_eval_data
     from diffdis.eval.fid import is_judge, judge_dir, judge_features, load_extractor
     from diffdis.eval.generate import image_grid, run_generation
     from diffdis.eval.results import write_record
 
-    if inception_weights is not None:
-        load_extractor(features, str(inception_weights))  # says why not, and what to do instead
+    if inception_weights is not None and features is not None:
+        raise UsageError("pass --features or --inception-weights, not both: each chooses the FID features")
+    if inception_style not in ("torch-fidelity", "clean-fid", "pytorch-fid"):
+        raise UsageError(f"--inception-style must be torch-fidelity, clean-fid or pytorch-fid, got {inception_style!r}")
     _check_sweep(scheduler, None if steps is None else str(steps), None if guidance is None else str(guidance))
     prompt_list, rows, prompt_data = _prompts(prompts, num_prompts)
     if len(prompt_list) < 2:
@@ -314,13 +321,16 @@ def generate(
     ref_data = prompt_data if reference is None else load_eval_data(reference)
     ref_rows = list(range(len(ref_data)))[:max_reference]
     judge = None
-    if is_judge(features):  # the judge that gives the features also checks the prompts
+    if inception_weights is not None:  # loaded first: a wrong file fails before any image is generated
+        extractor = load_extractor(None, str(inception_weights), inception_style)
+        features_name = f"inception:{inception_style}"
+    elif is_judge(features):  # the judge that gives the features also checks the prompts
         from diffdis.eval.judge import load_judge
 
         judge = load_judge(judge_dir(features))
-        extractor = judge_features(judge)
+        extractor, features_name = judge_features(judge), features or "judge"
     else:
-        extractor = load_extractor(features)
+        extractor, features_name = load_extractor(features), features
     pipe = load_pipeline(model)
     inf = pipe.inference
     scheduler, steps = scheduler or inf.generate_scheduler, steps or inf.generate_steps
@@ -330,7 +340,7 @@ def generate(
                                          scheduler, seed, batch_size, update)  # fmt: skip
     data_name = prompt_data.name if prompt_data is not None else Path(prompts).stem
     record = {"task": "generate", "method": "diffdis", **_common_fields(pipe, model, data_name, seed), "prompts": prompts,
-              "reference": ref_data.name, "features": features or "judge", "scheduler": scheduler, "steps": steps,
+              "reference": ref_data.name, "features": features_name, "scheduler": scheduler, "steps": steps,
               "guidance": guidance, **metrics}  # fmt: skip
     record = _save(record, output, scheduler, steps, "diffdis", guidance)
     grid_path = grid or Path(record["path"]).with_suffix(".png")

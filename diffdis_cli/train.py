@@ -51,7 +51,7 @@ def train(
     deepspeed: str | None = typer.Option(
         None, "--deepspeed", help="zero1 | zero2 | zero3 | zero2-offload | zero3-offload | CONFIG.json (launch with torchrun or deepspeed)."
     ),
-    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 | fp16 (with --deepspeed)."),
+    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 (autocast; any loop) | fp16 (with --deepspeed)."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
 ) -> None:
     """Train DiffDis: L = L_IG + lambda * L_ITA on every batch. Writes a model folder to --output-dir."""

@@ -7,7 +7,8 @@ an imaginary part left by numerical error is dropped (an error if it is not smal
 
 The feature extractor is pluggable: any callable images -> (N, D). The default is the diffdis judge's
 penultimate layer (`diffdis.eval.judge`), a small CNN trained on the built-in worlds, so the number is
-comparable between diffdis models but not with published FIDs (those use Inception v3's pool3 features).
+comparable between diffdis models but not with published FIDs. Those use Inception v3's pool3 features:
+`--inception-weights` loads the standard FID network (`diffdis.eval.inception`) from a file the user has.
 """
 
 from __future__ import annotations
@@ -60,15 +61,17 @@ def judge_features(judge) -> FeatureExtractor:
     return lambda images: judge.features(list(images)).cpu().numpy()
 
 
-def load_extractor(spec: str | None = None, inception_weights: str | None = None) -> FeatureExtractor:
+def load_extractor(spec: str | None = None, inception_weights: str | None = None,
+                   inception_style: str = "torch-fidelity") -> FeatureExtractor:  # fmt: skip
     """None or "judge": the shipped judge's features; "judge:DIR" a judge saved in DIR; "module:function" any
-    callable images -> (N, D) you provide (e.g. a wrapper around pytorch-fid's Inception)."""
+    callable images -> (N, D) you provide. `inception_weights`: the standard FID Inception-v3 pool3 features
+    from pytorch-fid's pt_inception-2015-12-05 file (`diffdis.eval.inception`), fed as `inception_style` does."""
     if inception_weights is not None:
-        raise DiffDisError(
-            "--inception-weights is not supported: diffdis does not ship the FID Inception v3 network (torchvision "
-            "does not import here). Wrap pytorch-fid or clean-fid in a function images -> (N, 2048) array and pass "
-            "it as --features your_module:your_function"
-        )
+        if spec is not None:
+            raise DiffDisError("pass --features or --inception-weights, not both: each chooses the FID features")
+        from diffdis.eval.inception import inception_features, load_fid_inception
+
+        return inception_features(load_fid_inception(inception_weights, inception_style))
     if spec is None or spec == "judge" or spec.startswith("judge:"):
         from diffdis.eval.judge import load_judge
 

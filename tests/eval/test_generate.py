@@ -58,7 +58,9 @@ def test_generate_from_a_prompt_file_with_pluggable_features(setup, monkeypatch)
     result = runner.invoke(app, ["eval", "generate", "--model", "model", "--prompts", "prompts.txt"])
     assert result.exit_code == 2 and "--reference" in result.output
     result = runner.invoke(app, ["eval", "generate", "--prompts", "world", "--inception-weights", "x.pth"])
-    assert result.exit_code == 1 and "--features" in result.output
+    assert result.exit_code == 1 and "no such file" in result.output
+    result = runner.invoke(app, ["eval", "generate", "--prompts", "world", "--inception-weights", "x.pth", "--features", "judge"])
+    assert result.exit_code == 2 and "not both" in result.output
 
 
 def test_grid_layout():

@@ -1,6 +1,8 @@
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from diffdis.errors import DiffDisError
 from diffdis.train.loop import Trainer, batch_indices, step_generator
 from diffdis.train.losses import unified_loss
 from tests.conftest import micro_config, micro_train_config
@@ -29,6 +31,27 @@ def test_a_few_steps_lower_the_loss(shapes_dir, tmp_path):
     trainer.run()
     after = _eval_loss(trainer)
     assert after < 0.9 * before, (before, after)
+
+
+def test_bf16_autocast_trains_fp32_weights_and_fp16_is_refused(shapes_dir, tmp_path):
+    cfg = micro_train_config(shapes_dir, tmp_path / "bf16", max_steps=30, checkpointing_steps=100, learning_rate=2e-3,
+                             mixed_precision="bf16")  # fmt: skip
+    trainer = Trainer(cfg, micro_config(), log=lambda m: None)
+    matmuls = []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: matmuls.append(o.dtype) if isinstance(m, torch.nn.Linear) and isinstance(o, torch.Tensor) else None
+    )
+    try:
+        trainer.train_step(0)
+    finally:
+        handle.remove()
+    assert torch.bfloat16 in matmuls  # the forward ran under autocast
+    before = _eval_loss(trainer)
+    trainer.run()
+    assert _eval_loss(trainer) < 0.9 * before
+    assert all(p.dtype == torch.float32 for p in trainer.params)  # master weights and optimiser stay fp32
+    with pytest.raises(DiffDisError, match="fp16 needs DeepSpeed"):
+        Trainer(micro_train_config(shapes_dir, tmp_path / "fp16", mixed_precision="fp16"), micro_config(), log=lambda m: None)
 
 
 class _Killed(Exception):
