@@ -306,12 +306,13 @@ def generate(
     from diffdis.eval.data import load_eval_data
     from diffdis.eval.fid import is_judge, judge_dir, judge_features, load_extractor
     from diffdis.eval.generate import image_grid, run_generation
+    from diffdis.eval.inception import STYLES
     from diffdis.eval.results import write_record
 
     if inception_weights is not None and features is not None:
         raise UsageError("pass --features or --inception-weights, not both: each chooses the FID features")
-    if inception_style not in ("torch-fidelity", "clean-fid", "pytorch-fid"):
-        raise UsageError(f"--inception-style must be torch-fidelity, clean-fid or pytorch-fid, got {inception_style!r}")
+    if inception_style not in STYLES:
+        raise UsageError(f"--inception-style must be one of {', '.join(STYLES)}, got {inception_style!r}")
     _check_sweep(scheduler, None if steps is None else str(steps), None if guidance is None else str(guidance))
     prompt_list, rows, prompt_data = _prompts(prompts, num_prompts)
     if len(prompt_list) < 2:
