@@ -25,6 +25,7 @@ from torch import nn
 from diffdis.config import ModelConfig, TrainConfig, read_json_object
 from diffdis.errors import DiffDisError
 from diffdis.model.text import load_tokenizer
+from diffdis.train.attention_kernel import training_attention
 from diffdis.train.checkpoint import checkpoints_dir, publish
 from diffdis.train.loop import Trainer, step_generator
 from diffdis.train.losses import unified_loss
@@ -160,7 +161,7 @@ class DeepSpeedTrainer(Trainer):
         if not trains_text:
             self.pipe.text_encoder.to(self.engine.device)
         self.null_ids = self.null_ids.to(self.engine.device)
-        self.ema = EMAModel(self.params, decay=c.ema_decay) if c.ema_decay else None
+        self.ema = EMAModel(self.params, decay=c.ema_decay, foreach=True) if c.ema_decay else None
         if self.checkpoint is not None:
             if not (self.checkpoint / "deepspeed").is_dir():
                 raise DiffDisError(f"{self.checkpoint} was written without DeepSpeed: resume it without --deepspeed")
@@ -176,9 +177,10 @@ class DeepSpeedTrainer(Trainer):
         offset = self.rank * micro
         input_ids, images = self.batch(step, slice(offset, offset + micro))
         device, dtype = self.engine.device, {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.mixed_precision, torch.float32)
-        loss, logs = self.engine(self.pipe.text_encoder, self.pipe.autoencoder, self.scheduler, input_ids.to(device),
-                                 self.null_ids.to(device), images.to(device, dtype), self.settings,
-                                 step_generator(self.cfg.seed, step), (offset, self.cfg.batch_size))  # fmt: skip
+        with training_attention(device):
+            loss, logs = self.engine(self.pipe.text_encoder, self.pipe.autoencoder, self.scheduler, input_ids.to(device),
+                                     self.null_ids.to(device), images.to(device, dtype), self.settings,
+                                     step_generator(self.cfg.seed, step), (offset, self.cfg.batch_size))  # fmt: skip
         self.engine.backward(loss)
         self.engine.step()
         if self.ema is not None:

@@ -23,6 +23,7 @@ from diffdis.diffusion.schedule import training_scheduler
 from diffdis.errors import DiffDisError, UsageError
 from diffdis.model.text import train_tokenizer
 from diffdis.pipeline import DiffDisPipeline
+from diffdis.train.attention_kernel import training_attention
 from diffdis.train.checkpoint import find_checkpoint, load_checkpoint_state, save_checkpoint
 from diffdis.train.losses import UnifiedLossSettings, unified_loss
 
@@ -125,9 +126,11 @@ class Trainer:
         c = self.cfg
         if c.mixed_precision == "fp16":
             raise DiffDisError("--mixed-precision fp16 needs DeepSpeed (--deepspeed zero2, ...) for its loss scaling; the plain loop takes bf16")
-        self.optimizer = torch.optim.AdamW(self.params, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2), weight_decay=c.weight_decay)
+        # fused AdamW and foreach EMA: one kernel over all tensors instead of a Python loop (~3% of a CPU step)
+        fused = self.pipe.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.AdamW(self.params, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2), weight_decay=c.weight_decay, fused=fused)
         self.lr_scheduler = get_scheduler(c.lr_scheduler, self.optimizer, num_warmup_steps=c.warmup_steps, num_training_steps=c.max_steps)
-        self.ema = EMAModel(self.params, decay=c.ema_decay) if c.ema_decay else None
+        self.ema = EMAModel(self.params, decay=c.ema_decay, foreach=True) if c.ema_decay else None
         if self.checkpoint is not None:
             self.start_step, state = load_checkpoint_state(self.checkpoint)
             self.optimizer.load_state_dict(state["optimizer"])
@@ -148,7 +151,8 @@ class Trainer:
         input_ids, images = self.batch(step)
         # bf16 autocast over fp32 weights and optimiser state (as accelerate's mixed precision). tiny-patch2 at
         # batch 32 on 2 CPU cores: 0.70-0.80 s against 0.87-0.92 s per step side by side (~1.2x); less late in long runs.
-        with torch.autocast(self.pipe.device.type, dtype=torch.bfloat16, enabled=self.cfg.mixed_precision == "bf16"):
+        autocast = torch.autocast(self.pipe.device.type, dtype=torch.bfloat16, enabled=self.cfg.mixed_precision == "bf16")
+        with autocast, training_attention(self.pipe.device):
             loss, logs = unified_loss(
                 self.pipe.model, self.pipe.text_encoder, self.pipe.autoencoder, self.scheduler,
                 input_ids, self.null_ids, images, self.settings, step_generator(self.cfg.seed, step),

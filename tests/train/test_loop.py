@@ -35,7 +35,7 @@ def test_a_few_steps_lower_the_loss(shapes_dir, tmp_path):
 
 def test_bf16_autocast_trains_fp32_weights_and_fp16_is_refused(shapes_dir, tmp_path):
     cfg = micro_train_config(shapes_dir, tmp_path / "bf16", max_steps=30, checkpointing_steps=100, learning_rate=2e-3,
-                             mixed_precision="bf16")  # fmt: skip
+                             mixed_precision="bf16", ema_decay=0.9)  # fmt: skip
     trainer = Trainer(cfg, micro_config(), log=lambda m: None)
     matmuls = []
     handle = torch.nn.modules.module.register_module_forward_hook(
@@ -46,6 +46,7 @@ def test_bf16_autocast_trains_fp32_weights_and_fp16_is_refused(shapes_dir, tmp_p
     finally:
         handle.remove()
     assert torch.bfloat16 in matmuls  # the forward ran under autocast
+    assert trainer.optimizer.defaults["fused"] and trainer.ema.foreach  # one kernel over all tensors, not a loop
     before = _eval_loss(trainer)
     trainer.run()
     assert _eval_loss(trainer) < 0.9 * before
