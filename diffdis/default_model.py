@@ -17,7 +17,7 @@ from diffdis.errors import DiffDisError
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_weights"
 MODEL_NAME = "diffdis-world-tiny-patch2"
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 
 
 def default_model_dir() -> Path:
