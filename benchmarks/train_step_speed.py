@@ -2,7 +2,7 @@
 
     python benchmarks/train_step_speed.py --preset tiny-patch2 --batch-size 32 --steps 10 --rounds 2
 Variants run interleaved on one Trainer (world:2000, bf16 autocast by default), so they share the CPU's state:
-- flash: PyTorch's default SDPA kernel, AdamW with a per-tensor loop, per-tensor EMA (before 0.13);
+- flash: PyTorch's default SDPA kernel, AdamW with a per-tensor loop, per-tensor EMA (the loop before this change);
 - math: the math SDPA kernel in training (diffdis/train/attention_kernel.py), same optimiser and EMA;
 - math+fused+foreach: also fused AdamW and foreach EMA (what the loop now does).
 """

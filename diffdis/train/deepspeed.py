@@ -161,7 +161,9 @@ class DeepSpeedTrainer(Trainer):
         if not trains_text:
             self.pipe.text_encoder.to(self.engine.device)
         self.null_ids = self.null_ids.to(self.engine.device)
-        self.ema = EMAModel(self.params, decay=c.ema_decay, foreach=True) if c.ema_decay else None
+        # per-tensor EMA, not foreach: under ZeRO-3 diffusers then gathers one parameter at a time, where foreach
+        # would gather the whole model at once on every GPU
+        self.ema = EMAModel(self.params, decay=c.ema_decay) if c.ema_decay else None
         if self.checkpoint is not None:
             if not (self.checkpoint / "deepspeed").is_dir():
                 raise DiffDisError(f"{self.checkpoint} was written without DeepSpeed: resume it without --deepspeed")
