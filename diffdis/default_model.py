@@ -18,6 +18,9 @@ from diffdis.errors import DiffDisError
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_weights"
 MODEL_NAME = "diffdis-world-tiny-patch2"
 MODEL_VERSION = "3"
+# The shipped model samples at s = 6, not the pixel-space default 3: on v2, s = 6 raised the judged object from
+# 65.8% to 67.1% on training pairs and from 52.3% to 57.4% on held-out pairs (README, default model).
+GENERATE_GUIDANCE = 6.0
 
 
 def default_model_dir() -> Path:
@@ -35,14 +38,23 @@ def resolve_model(model: str | Path | None) -> Path:
     return default_model_dir() if model is None else Path(model)
 
 
-def package_model(source: str | Path, target: str | Path, name: str = MODEL_NAME, version: str = MODEL_VERSION,
-                  dtype: torch.dtype = torch.float16) -> None:  # fmt: skip
-    """Copy a trained model folder to `target` with weights stored in `dtype` and a name and version in
-    model_index.json. Loading casts back to the caller's dtype (fp32 on CPU), so only storage shrinks."""
+def package_model(
+    source: str | Path,
+    target: str | Path,
+    name: str = MODEL_NAME,
+    version: str = MODEL_VERSION,
+    dtype: torch.dtype = torch.float16,
+    generate_guidance: float | None = GENERATE_GUIDANCE,
+) -> None:
+    """Copy a trained model folder to `target` with weights stored in `dtype`, a name and version in
+    model_index.json, and `generate_guidance` (None: the source's) as its default in inference_config.json.
+    Loading casts back to the caller's dtype (fp32 on CPU), so only storage shrinks."""
     from diffdis.pipeline import DiffDisPipeline
 
     pipe = DiffDisPipeline.from_pretrained(source)
     pipe.card = {"name": name, "model_version": version}
+    if generate_guidance is not None:
+        pipe.inference.generate_guidance = generate_guidance
     for module in (pipe.model, pipe.text_encoder, pipe.autoencoder):
         module.to(dtype)
     pipe.save_pretrained(target)

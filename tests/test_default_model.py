@@ -14,6 +14,8 @@ def test_packaged_copy_is_fp16_named_and_answers_like_the_original(trained_model
     default_model.package_model(trained_model, tmp_path / "shipped", name="test-model", version="7")
     index = json.loads((tmp_path / "shipped" / "model_index.json").read_text())
     assert index["name"] == "test-model" and index["model_version"] == "7"
+    inference = json.loads((tmp_path / "shipped" / "inference_config.json").read_text())
+    assert inference["generate_guidance"] == default_model.GENERATE_GUIDANCE != 3.0  # not the source's default
     with safe_open(str(tmp_path / "shipped" / "discriminator" / "model.safetensors"), "pt") as f:
         assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())
     original, shipped = DiffDisPipeline.from_pretrained(trained_model), DiffDisPipeline.from_pretrained(tmp_path / "shipped")

@@ -9,6 +9,9 @@ from pathlib import Path
 from diffdis.errors import UsageError
 
 SPLITS = {"shapes": ("train",), "world": ("train", "heldout"), "digits": ("train", "test")}
+# Bump a generator's version when it writes different images or captions for the same seed: the cache folder
+# is named with it, so a copy made by an older diffdis is never trained on by mistake.
+VERSIONS = {"shapes": 1, "world": 1, "digits": 1}
 DEFAULT_NUM_IMAGES = 1000
 
 
@@ -57,13 +60,14 @@ def parse_builtin(spec: str) -> list[tuple[str, int | None]] | None:
     return parts
 
 
-def materialise(name: str, num_images: int | None) -> Path:
-    """The training split of a built-in dataset in the cache (seed 0), written on first use."""
-    folder = cache_root() / f"{name}-train-{num_images or 'default'}"
+def materialise(name: str, num_images: int | None, split: str = "train") -> Path:
+    """A split of a built-in dataset in the cache (seed 0), written on first use; concurrent writers do not
+    collide (each builds under its own name and renames)."""
+    folder = cache_root() / f"{name}-v{VERSIONS[name]}-{split}-{num_images or 'default'}"
     if not (folder / "metadata.jsonl").exists():
         tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        make_dataset(name, tmp, num_images)
+        make_dataset(name, tmp, num_images, split=split)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
     return folder

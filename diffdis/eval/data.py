@@ -8,15 +8,13 @@ written once to the cache (`diffdis.data.builtin.cache_root`), like the training
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from diffdis.data.builtin import SPLITS, cache_root, make_dataset
+from diffdis.data.builtin import SPLITS, materialise
 from diffdis.data.images import load_image
 from diffdis.errors import DiffDisError
 
@@ -59,18 +57,6 @@ def _parse_builtin(spec: str) -> tuple[str, str, int | None] | None:
     return name, split, int(count) if count else None
 
 
-def materialise_split(name: str, split: str, num_images: int | None) -> Path:
-    """A built-in split in the cache (seed 0), written on first use; concurrent writers do not collide."""
-    folder = cache_root() / f"{name}-{split}-{num_images or 'default'}"
-    if not (folder / "metadata.jsonl").exists():
-        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        make_dataset(name, tmp, num_images, split=split)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    return folder
-
-
 def read_metadata(root: Path) -> list[dict[str, Any]]:
     path = root / "metadata.jsonl"
     if not path.is_file():
@@ -103,7 +89,7 @@ def load_eval_data(spec: str) -> EvalData:
             f"name ({', '.join(f'{n} ({s} split)' for n, s in EVAL_SPLITS.items())}), e.g. world:500 or digits/train"
         )
     name, split, count = builtin
-    root = materialise_split(name, split, count)
+    root = materialise(name, count, split)
     label = f"{name}-{split}" + (f"-{count}" if count else "")
     return EvalData(label, root, read_metadata(root))
 

@@ -55,3 +55,14 @@ def test_builtin_names_and_folders(tmp_path):
     (tmp_path / "metadata.jsonl").write_text("{not json\n")
     with pytest.raises(DiffDisError, match="line 1 is not JSON"):
         load_eval_data(str(tmp_path))
+
+
+def test_builtin_splits_are_cached_under_the_generator_version(tmp_path, monkeypatch):
+    from diffdis.data import builtin
+
+    monkeypatch.setenv("DIFFDIS_CACHE", str(tmp_path))
+    first = load_eval_data("digits:4")
+    assert len(first) == 4 and [p.name for p in (tmp_path / "datasets").iterdir()] == ["digits-v1-test-4"]
+    monkeypatch.setitem(builtin.VERSIONS, "digits", 2)  # a newer generator never reuses the older copy
+    assert len(load_eval_data("digits:4")) == 4
+    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == ["digits-v1-test-4", "digits-v2-test-4"]
