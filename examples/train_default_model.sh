@@ -3,7 +3,8 @@
 # 16x16x12, about 2x cheaper per step than the tiny preset on CPU) on the built-in captioned world (20,000 images)
 # plus scikit-learn's 1,438 training digits, 8,000 steps of batch 32 in bf16 autocast on 2 CPU cores (~90 min), then stored in
 # fp16 with a name and version. Re-run it to retrain; bump MODEL_VERSION in diffdis/default_model.py.
-# Then measure it: python benchmarks/default_model.py --model "$OUT/model" (every figure of the README's results).
+# Then measure the packaged copy (fp16, shipped guidance s = 6; the raw "$OUT/model" samples at the source's s = 3):
+# python benchmarks/default_model.py --model "${TARGET:-diffdis/default_weights}" (every figure of the README's results).
 set -euo pipefail
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 OUT=${OUT:-runs/default}
