@@ -245,7 +245,18 @@ class TrainConfig:
     condition_dropout: float = 0.1  # p of dropping c in the generative pass [ours]
     image_dropout: float = 0.1  # p of dropping the image in the discriminative pass [ours]
     snr_gamma: float | None = None  # Min-SNR-gamma weighting of L_IG (e.g. 5.0); None: plain MSE as the paper
-    mixed_precision: str = "no"  # "no" | "bf16" (autocast, fp32 weights) | "fp16" (DeepSpeed runs)
+    mixed_precision: str = "auto"  # "auto" (bf16 on GPUs that support it) | "no" | "bf16" (autocast, fp32 weights) | "fp16" (DeepSpeed)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (DeepSpeed runs use each rank's own GPU)
+    gradient_accumulation_steps: int = 1  # K micro-batches per step; the InfoNCE batch stays whole
+    gradient_checkpointing: bool = False  # recompute activations in backward, both passes
+    scratch_learning_rate: float | None = None  # modules trained from scratch; None: learning_rate
+    dataloader_num_workers: int = 0  # decode and resize on this many worker processes
+    max_bad_fraction: float = 0.01  # streamed data: stop once more rows than this were unusable
+    shuffle_buffer: int = 1000  # streamed data: rows per worker's shuffle buffer
+    report_to: str = "none"  # none | tensorboard (logs.jsonl is always written)
+    validation_prompts: list[str] = field(default_factory=list)
+    validation_data: str = ""  # captioned images for a held-out zero-shot caption accuracy
+    validation_every: int | None = None  # steps between validations
     vocab_size: int = 4096  # size of the BPE tokenizer trained on the captions (from-scratch text encoder)
     init_from: str = ""  # a diffusers Stable Diffusion v1 folder the model starts from (diffdis/pretrained.py)
     text_encoder: str = ""  # a local transformers text model used as T instead of a from-scratch one
@@ -272,8 +283,26 @@ class TrainConfig:
                 raise UsageError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.tasks not in ("both", "gen", "disc"):
             raise UsageError(f"tasks must be 'both', 'gen' or 'disc', got {self.tasks!r}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise UsageError(f"mixed-precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise UsageError(f"mixed-precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.gradient_accumulation_steps < 1:
+            raise UsageError(f"gradient-accumulation-steps must be at least 1, got {self.gradient_accumulation_steps}")
+        if self.batch_size % self.gradient_accumulation_steps:
+            raise UsageError(f"--batch-size {self.batch_size} must be divisible by --gradient-accumulation-steps {self.gradient_accumulation_steps}")
+        if self.scratch_learning_rate is not None and not 0 < self.scratch_learning_rate < float("inf"):
+            raise UsageError(f"scratch-learning-rate must be positive, got {self.scratch_learning_rate}")
+        if self.dataloader_num_workers < 0:
+            raise UsageError(f"dataloader-num-workers must not be negative, got {self.dataloader_num_workers}")
+        if not 0.0 <= self.max_bad_fraction <= 1.0:
+            raise UsageError(f"max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
+        if self.shuffle_buffer < 1:
+            raise UsageError(f"shuffle-buffer must be at least 1, got {self.shuffle_buffer}")
+        if self.report_to not in ("none", "tensorboard"):
+            raise UsageError(f"report-to must be none or tensorboard, got {self.report_to!r}")
+        if self.validation_every is not None and self.validation_every <= 0:
+            raise UsageError(f"validation-every must be positive, got {self.validation_every}")
+        if self.validation_every is not None and not (self.validation_prompts or self.validation_data):
+            raise UsageError("--validation-every needs --validation-prompts or --validation-data")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise UsageError(f"snr-gamma must be positive, got {self.snr_gamma}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:

@@ -22,17 +22,21 @@ def train_clip(
     vision_layers: int = typer.Option(6, "--vision-layers", help="ViT blocks (width 256, patches of 4)."),
     seed: int = typer.Option(0, "--seed"),
     bad_rows: str = typer.Option("error", "--bad-rows", help="error | skip."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
 ) -> None:
     """Train the CLIP baseline: a ViT + text transformer with CLIPModel's own contrastive loss (return_loss=True)."""
     quiet_libraries()
+    from diffdis.device import resolve_device
     from diffdis.errors import DiffDisError
-    from diffdis.eval.clip_baseline import MARKER, ClipBaselineConfig, train_clip as run
+    from diffdis.model.clip import MARKER, ClipBaselineConfig
+    from diffdis.train.clip import train_clip as run
 
     if (output_dir / MARKER).exists():
         raise DiffDisError(f"{output_dir} already holds a CLIP baseline; choose another --output-dir")
     check_writable_folder(output_dir, "--output-dir")
-    cfg = ClipBaselineConfig(data=data, output_dir=str(output_dir), max_steps=max_steps, batch_size=batch_size,
+    resolve_device(device)
+    cfg = ClipBaselineConfig(device=device, data=data, output_dir=str(output_dir), max_steps=max_steps, batch_size=batch_size,
                              learning_rate=learning_rate, warmup_steps=warmup_steps, lr_scheduler=lr_scheduler,
                              vision_layers=vision_layers, seed=seed, bad_rows=bad_rows)  # fmt: skip
     log = (lambda msg: None) if json_out else (lambda msg: err_console.print(msg, highlight=False))

@@ -51,16 +51,32 @@ def train(
     deepspeed: str | None = typer.Option(
         None, "--deepspeed", help="zero1 | zero2 | zero3 | zero2-offload | zero3-offload | CONFIG.json (launch with torchrun or deepspeed)."
     ),
-    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | bf16 (autocast; any loop) | fp16 (with --deepspeed)."),
+    mixed_precision: str = typer.Option("auto", "--mixed-precision", help="auto (bf16 on GPUs that support it) | no | bf16 (autocast) | fp16 (with --deepspeed)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (DeepSpeed: each rank's own GPU)."),
+    gradient_accumulation_steps: int = typer.Option(1, "--gradient-accumulation-steps", help="K micro-batches per step; InfoNCE still sees the whole --batch-size."),
+    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Recompute activations in backward (generative and discriminative passes)."),
+    scratch_learning_rate: float | None = typer.Option(
+        None, "--scratch-learning-rate", help="LR of modules trained from scratch (the discriminative branch; all of a from-scratch model). Default: --learning-rate."
+    ),
+    dataloader_num_workers: int = typer.Option(0, "--dataloader-num-workers", help="Processes that decode and resize images."),
+    max_bad_fraction: float = typer.Option(0.01, "--max-bad-fraction", help="Streamed data: stop once more rows than this were unusable."),
+    shuffle_buffer: int = typer.Option(1000, "--shuffle-buffer", help="Streamed data: rows in each worker's shuffle buffer."),
+    report_to: str = typer.Option("none", "--report-to", help="none | tensorboard (OUTPUT_DIR/logs.jsonl is always written)."),
+    validation_prompts: list[str] | None = typer.Option(None, "--validation-prompts", help="A prompt for the sample grid (repeat the flag)."),
+    validation_data: str | None = typer.Option(None, "--validation-data", help="Held-out captioned images for a zero-shot caption accuracy."),
+    validation_every: int | None = typer.Option(None, "--validation-every", help="Validate every N steps (OUTPUT_DIR/validation/)."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
 ) -> None:
     """Train DiffDis: L = L_IG + lambda * L_ITA on every batch. Writes a model folder to --output-dir."""
     quiet_libraries()
     from diffdis.config import TrainConfig
     from diffdis.config import preset as make_preset
+    from diffdis.device import resolve_device
     from diffdis.errors import DiffDisError
     from diffdis.train.loop import Trainer
 
+    if not deepspeed:
+        resolve_device(device)  # --device cuda without CUDA: one line, before any data loads
     if resume_from_checkpoint is None and ((output_dir / "model_index.json").exists() or (output_dir / "checkpoints" / "latest").exists()):
         raise DiffDisError(f"{output_dir} already holds a training run: pass --resume-from-checkpoint latest or pick a new --output-dir")
     check_writable_folder(output_dir, "--output-dir")
@@ -75,7 +91,11 @@ def train(
         checkpointing_steps=checkpointing_steps, checkpoints_total_limit=checkpoints_total_limit, tasks=tasks,
         loss_alignment_weight=loss_alignment_weight, vocab_size=vocab_size, snr_gamma=snr_gamma,
         mixed_precision=mixed_precision, bad_rows=bad_rows, init_from=init_from or "", text_encoder=text_encoder or "",
-        train_text_encoder=train_text_encoder, vae=str(vae or ""),
+        train_text_encoder=train_text_encoder, vae=str(vae or ""), device=device,
+        gradient_accumulation_steps=gradient_accumulation_steps, gradient_checkpointing=gradient_checkpointing,
+        scratch_learning_rate=scratch_learning_rate, dataloader_num_workers=dataloader_num_workers,
+        max_bad_fraction=max_bad_fraction, shuffle_buffer=shuffle_buffer, report_to=report_to,
+        validation_prompts=list(validation_prompts or []), validation_data=validation_data or "", validation_every=validation_every,
     )  # fmt: skip
     model_config = make_preset(preset, fusion=fusion, query_scale=query_scale)
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / deepspeed only rank 0 talks
@@ -88,12 +108,8 @@ def train(
         deepspeed_config(deepspeed, cfg, int(os.environ.get("WORLD_SIZE", "1")))  # a bad preset or JSON fails now
         # DeepSpeed prints to stdout (its logger binds the stream on import): keep stdout for our results
         stdout = contextlib.redirect_stdout(sys.stderr)
-        with stdout:
-            from diffdis.train.deepspeed import DeepSpeedTrainer
-
-            trainer = DeepSpeedTrainer(cfg, deepspeed, model_config, resume_from_checkpoint, log)
-    else:
-        trainer = Trainer(cfg, model_config, resume_from_checkpoint, log)
+    with stdout:
+        trainer = Trainer(cfg, model_config, resume_from_checkpoint, log, deepspeed=deepspeed)
     last: dict[str, float] = {}
     with stdout, progress("training", enabled=not quiet) as update:
 
@@ -127,20 +143,23 @@ def train_autoencoder(
     image_column: str = typer.Option("image", "--image-column"),
     caption_column: str = typer.Option("text", "--caption-column"),
     bad_rows: str = typer.Option("error", "--bad-rows", help="Rows without a caption or a readable image: error | skip."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
 ) -> None:
     """Train a small f=4 AutoencoderKL (32x32 images -> 8x8x4 latents) for a latent model: --preset tiny-latent --vae DIR."""
     quiet_libraries()
+    from diffdis.device import resolve_device
     from diffdis.errors import DiffDisError
     from diffdis.train.autoencoder import AutoencoderTrainConfig, train_autoencoder
 
+    resolve_device(device)
     if (output_dir / "config.json").exists():
         raise DiffDisError(f"{output_dir} already holds an autoencoder; choose another --output-dir")
     check_writable_folder(output_dir, "--output-dir")
     cfg = AutoencoderTrainConfig(
         data=data, output_dir=str(output_dir), image_size=image_size, latent_channels=latent_channels,
         max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, kl_weight=kl_weight, seed=seed,
-        image_column=image_column, caption_column=caption_column, bad_rows=bad_rows,
+        image_column=image_column, caption_column=caption_column, bad_rows=bad_rows, device=device,
     )  # fmt: skip
     log = (lambda msg: None) if json_out else (lambda msg: err_console.print(msg, highlight=False))
     with step_progress("training the autoencoder", not json_out, log, cfg.log_every) as (on_step, last):

@@ -15,7 +15,7 @@ import time
 import torch
 
 from diffdis.config import TrainConfig, preset
-from diffdis.train.deepspeed import DeepSpeedTrainer
+from diffdis.train.loop import DeepSpeedTrainer
 
 
 def main() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from PIL import Image
@@ -37,3 +40,14 @@ def tensor_to_images(batch: torch.Tensor) -> list[Image.Image]:
     """(B, 3, H, W) in [-1, 1] -> PIL images (rounded, so the bytes are repeatable)."""
     array = ((batch.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a) for a in array]
+
+
+def image_grid(images: Sequence[Image.Image], columns: int | None = None) -> Image.Image:
+    """The images pasted left to right, top to bottom, on a white canvas (about square by default)."""
+    columns = columns or math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / columns)
+    w, h = images[0].size
+    grid = Image.new("RGB", (columns * w, rows * h), "white")
+    for i, image in enumerate(images):
+        grid.paste(image.convert("RGB"), ((i % columns) * w, (i // columns) * h))
+    return grid

@@ -8,7 +8,6 @@ so it rewards a model that agrees with itself; the judge's accuracy and FID are 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,17 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffdis.data.transforms import image_grid  # noqa: F401  (re-exported for the CLI)
 from diffdis.eval.fid import FeatureExtractor, fid_from_features
-
-
-def image_grid(images: Sequence[Image.Image], columns: int | None = None) -> Image.Image:
-    columns = columns or math.ceil(math.sqrt(len(images)))
-    rows = math.ceil(len(images) / columns)
-    w, h = images[0].size
-    grid = Image.new("RGB", (columns * w, rows * h), "white")
-    for i, image in enumerate(images):
-        grid.paste(image.convert("RGB"), ((i % columns) * w, (i // columns) * h))
-    return grid
 
 
 def generate_images(
@@ -50,7 +40,7 @@ def diffdis_score(pipe: Any, images: Sequence[Image.Image], prompts: Sequence[st
     """Mean cosine between each image's diffused e0 (the model's default query sampler) and its prompt's e."""
     _, text = pipe.encode_text(list(prompts))
     queries = pipe.image_queries(list(images), seed=seed).to(text.device)
-    return float((queries * text).sum(dim=-1).mean())
+    return float((queries.float() * text.float()).sum(dim=-1).mean())
 
 
 def judge_scores(judge: Any, images: Sequence[Image.Image], rows: Sequence[dict] | None) -> dict[str, float]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
-from diffusers.optimization import get_scheduler
 
-from diffdis.data.captions import check_rows, load_captioned
-from diffdis.data.transforms import image_to_tensor
+from diffdis.data.loader import training_data
 from diffdis.errors import DiffDisError, UsageError
-from diffdis.train.loop import batch_indices
+from diffdis.train.scaffold import LoopConfig, TrainedModules, TrainingLoop
 
 TRAINING_FILE = "autoencoder_training.json"
 
@@ -64,6 +61,9 @@ class AutoencoderTrainConfig:
     caption_column: str = "text"
     bad_rows: str = "error"
     log_every: int = 50
+    checkpointing_steps: int = 500
+    dataloader_num_workers: int = 0
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("image_size", "latent_channels", "max_steps", "batch_size", "log_every"):
@@ -91,52 +91,80 @@ def latent_std(vae: AutoencoderKL, images: torch.Tensor) -> float:
     return float(vae.encode(images).latent_dist.mode().std())
 
 
+class AutoencoderTrainer(TrainingLoop):
+    """The autoencoder on the one training loop (checkpoints, resume, logs.jsonl, devices come with it)."""
+
+    def __init__(self, cfg: AutoencoderTrainConfig, resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        loop = LoopConfig(output_dir=cfg.output_dir, max_steps=cfg.max_steps, batch_size=cfg.batch_size, seed=cfg.seed,
+                          learning_rate=cfg.learning_rate, weight_decay=0.0, warmup_steps=cfg.warmup_steps,
+                          checkpointing_steps=cfg.checkpointing_steps, log_every=cfg.log_every, device=cfg.device,
+                          mixed_precision="no")  # fmt: skip
+        super().__init__(loop, resume_from_checkpoint, log)
+
+    def build(self, checkpoint: Path | None, data_state: dict | None) -> None:
+        c = self.cfg
+        self.data = self._data(self.start_step, data_state)
+        if checkpoint is not None:
+            self.vae = AutoencoderKL.from_pretrained(checkpoint / "model", local_files_only=True)
+        else:
+            torch.manual_seed(c.seed)
+            self.vae = AutoencoderKL(**small_autoencoder_config(c.image_size, c.latent_channels))
+        self.vae.train()
+
+    def _data(self, start_step: int, state: dict | None):
+        c = self.cfg
+        return training_data(c.data, image_size=c.image_size, batch_size=c.batch_size, seed=c.seed, start_step=start_step,
+                             state=state, image_column=c.image_column, caption_column=c.caption_column, bad_rows=c.bad_rows,
+                             num_workers=c.dataloader_num_workers, log=self.log)  # fmt: skip
+
+    def trained_modules(self) -> TrainedModules:
+        return TrainedModules(vae=self.vae)
+
+    def model_problem(self, checkpoint: Path) -> str | None:
+        for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+            if not (checkpoint / "model" / name).is_file():
+                return f"model/{name} is missing"
+        return None
+
+    def train_step(self, batch: dict, step: int) -> dict[str, float]:
+        images = batch["pixels"].to(self.device)
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
+        loss, logs = self.backend.forward(lambda modules: autoencoder_loss(modules.vae, images, self.cfg.kl_weight, generator))
+        if not torch.isfinite(loss):
+            raise DiffDisError(f"the autoencoder loss became {loss.item()} at step {step + 1}; lower --learning-rate")
+        self.backend.backward(loss)
+        return logs
+
+    def save_model(self, directory: Path) -> None:
+        self.vae.save_pretrained(directory, safe_serialization=True)
+
+    def run(self, callback: Callable[[int, int, dict[str, float]], None] | None = None) -> Path:
+        """Train, then set the scaling factor to 1 / the latents' std and write the summary beside the weights."""
+        out = super().run(callback)
+        c, vae = self.cfg, self.vae.eval()
+        stream = iter(self._data(c.max_steps, None))
+        sample = torch.cat([next(stream)["pixels"] for _ in range(max(1, 512 // c.batch_size))]).to(self.device)
+        std = latent_std(vae, sample)
+        vae.register_to_config(scaling_factor=1.0 / std)
+        with torch.no_grad():
+            recon = vae.decode(vae.encode(sample).latent_dist.mode()).sample.clamp(-1, 1)
+        psnr = float(10 * torch.log10(4.0 / F.mse_loss(recon, sample)))  # images span [-1, 1]: peak-to-peak 2
+        vae.save_pretrained(out, safe_serialization=True)
+        summary = {"config": dataclasses.asdict(c), "scaling_factor": 1.0 / std, "reconstruction_psnr_db": psnr}
+        (out / TRAINING_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        self.log(f"reconstruction PSNR {psnr:.1f} dB on {len(sample)} training images; scaling factor {1.0 / std:.4f}")
+        return out
+
+
 def train_autoencoder(
     cfg: AutoencoderTrainConfig,
     callback: Callable[[int, int, dict[str, float]], None] | None = None,
     log: Callable[[str], None] = print,
+    resume_from_checkpoint: str | None = None,
 ) -> Path:
     """Train, set the scaling factor, save the AutoencoderKL folder (safetensors) to cfg.output_dir."""
-    dataset = check_rows(load_captioned(cfg.data, cfg.image_column, cfg.caption_column), cfg.bad_rows, log)
-    if cfg.batch_size > len(dataset):
-        raise DiffDisError(f"batch size {cfg.batch_size} exceeds the {len(dataset)} rows of {cfg.data}")
-
-    def batch(step: int) -> torch.Tensor:
-        rows = dataset[batch_indices(step, len(dataset), cfg.batch_size, cfg.seed)]
-        return torch.stack([image_to_tensor(im, cfg.image_size) for im in rows[cfg.image_column]])
-
-    torch.manual_seed(cfg.seed)
-    vae = AutoencoderKL(**small_autoencoder_config(cfg.image_size, cfg.latent_channels))
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
-    schedule = get_scheduler("cosine", optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps)
-    vae.train()
-    for step in range(cfg.max_steps):
-        started = time.perf_counter()
-        loss, logs = autoencoder_loss(vae, batch(step), cfg.kl_weight, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
-        if not torch.isfinite(loss):
-            raise DiffDisError(f"the autoencoder loss became {loss.item()} at step {step + 1}; lower --learning-rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        logs["seconds_per_step"] = time.perf_counter() - started
-        if callback is not None:
-            callback(step + 1, cfg.max_steps, logs)
-    vae.eval()
-    sample = torch.cat([batch(cfg.max_steps + i) for i in range(max(1, 512 // cfg.batch_size))])
-    std = latent_std(vae, sample)
-    vae.register_to_config(scaling_factor=1.0 / std)
-    with torch.no_grad():
-        recon = vae.decode(vae.encode(sample).latent_dist.mode()).sample.clamp(-1, 1)
-    psnr = float(10 * torch.log10(4.0 / F.mse_loss(recon, sample)))  # images span [-1, 1]: peak-to-peak 2
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    vae.save_pretrained(out, safe_serialization=True)
-    summary = {"config": dataclasses.asdict(cfg), "scaling_factor": 1.0 / std, "reconstruction_psnr_db": psnr}
-    (out / TRAINING_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    log(f"reconstruction PSNR {psnr:.1f} dB on {len(sample)} training images; scaling factor {1.0 / std:.4f}")
-    return out
+    return AutoencoderTrainer(cfg, resume_from_checkpoint, log).run(callback)
 
 
 def check_autoencoder_folder(path: str | Path) -> Path:

@@ -1,6 +1,6 @@
 """Training checkpoints: a full model folder plus optimiser / scheduler / EMA state, written atomically.
 
-    OUTPUT/checkpoints/checkpoint-N/{model/, training_state.pt, trainer_state.json}
+    OUTPUT/checkpoints/checkpoint-N/{model/, training_state.pt | deepspeed/, trainer_state.json, data/rank-R.pt}
     OUTPUT/checkpoints/latest          names the newest complete checkpoint, written last
 A checkpoint is built under a temporary name and renamed when complete, so a kill at any moment leaves
 either the old set or the new one. training_state.pt holds only tensors and numbers and is read with
@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from diffdis.errors import DiffDisError
 
 LATEST = "latest"
+ModelCheck = Callable[[Path], "str | None"]
 
 
 def checkpoints_dir(output_dir: Path) -> Path:
@@ -44,9 +45,20 @@ def _safetensors_intact(path: Path) -> bool:
         return False
 
 
-def _problem(path: Path) -> str | None:
+def diffdis_model_problem(path: Path) -> str | None:
+    """What a DiffDis model folder in a checkpoint lacks, or None."""
+    for name in ("model/model_index.json", "model/discriminator/model.safetensors"):
+        if not (path / name).is_file():
+            return f"{name} is missing"
+    for folder in ("unet", "text_encoder"):
+        if not any((path / "model" / folder).glob("*.safetensors")):
+            return f"model/{folder} has no weights"
+    return None
+
+
+def _problem(path: Path, model_problem: ModelCheck | None = None) -> str | None:
     """Why `path` is not a complete checkpoint (a file missing, truncated or not parseable), or None.
-    Cheap: reads headers, not weights."""
+    Cheap: reads headers, not weights. `model_problem` checks the trainer's own model folder."""
     if not path.is_dir():
         return "it does not exist"
     state = path / "training_state.pt"
@@ -54,13 +66,14 @@ def _problem(path: Path) -> str | None:
         return "training_state.pt is missing"
     if state.is_file() and not zipfile.is_zipfile(state):
         return "training_state.pt is truncated"
+    if not (path / "trainer_state.json").is_file():
+        return "trainer_state.json is missing"
+    if not (path / "model").is_dir():
+        return "model/ is missing"
+    problem = (model_problem or diffdis_model_problem)(path)
+    if problem is not None:
+        return problem
     model = path / "model"
-    for name in ("trainer_state.json", "model/model_index.json", "model/discriminator/model.safetensors"):
-        if not (path / name).is_file():
-            return f"{name} is missing"
-    for folder in ("unet", "text_encoder"):
-        if not any((model / folder).glob("*.safetensors")):
-            return f"model/{folder} has no weights"
     for file in [path / "trainer_state.json", *model.rglob("*.json")]:
         try:
             json.loads(file.read_text(encoding="utf-8"))
@@ -89,20 +102,44 @@ def publish(root: Path, tmp: Path, step: int, total_limit: int | None) -> Path:
 
 
 def save_checkpoint(
-    output_dir: Path, step: int, save_model: Any, state: dict[str, Any], total_limit: int | None = None
+    output_dir: Path,
+    step: int,
+    save_model: Callable[[Path], None],
+    backend: Any,
+    client: dict[str, Any],
+    data_state: dict | None = None,
+    rank: int = 0,
+    total_limit: int | None = None,
 ) -> Path:
-    """`save_model(dir)` writes the model folder; `state` is torch-serialisable (tensors, numbers, dicts)."""
+    """Build checkpoint-`step` under a temporary name every rank knows, then publish it (rank 0).
+
+    `backend.save(dir, client, rank)` writes optimiser state (training_state.pt, or DeepSpeed's shards from
+    every rank); `save_model(dir)` the model folder; each rank's data position goes to data/rank-R.pt.
+    """
     root = checkpoints_dir(output_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".checkpoint-*.tmp-*"):  # left by a run killed while writing
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}.tmp-", dir=root))
-    try:
-        save_model(tmp / "model")
-        torch.save(state, tmp / "training_state.pt")
-        return publish(root, tmp, step, total_limit)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    tmp = root / f".checkpoint-{step}.tmp"
+    if rank == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".checkpoint-*.tmp*"):  # left by a run killed while writing
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+    backend.barrier()
+    backend.save(tmp, client, rank)
+    if data_state is not None:
+        (tmp / "data").mkdir(exist_ok=True)
+        torch.save(data_state, tmp / "data" / f"rank-{rank}.pt")
+    with backend.gathered():
+        if rank == 0:
+            save_model(tmp / "model")
+    backend.barrier()
+    if rank == 0:
+        publish(root, tmp, step, total_limit)
+    backend.barrier()
+    return root / f"checkpoint-{step}"
+
+
+def read_step(path: Path) -> int:
+    return int(json.loads((path / "trainer_state.json").read_text())["step"])
 
 
 def _step(path: Path) -> int:
@@ -113,11 +150,11 @@ def _all(root: Path) -> list[Path]:
     return [p for p in root.glob("checkpoint-*") if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()]
 
 
-def find_checkpoint(output_dir: Path, which: str, log: Any = print) -> Path:
+def find_checkpoint(output_dir: Path, which: str, log: Any = print, model_problem: ModelCheck | None = None) -> Path:
     """`latest` (the pointer, or the newest complete checkpoint) or a checkpoint path."""
     if which != LATEST:
         path = Path(which)
-        problem = _problem(path)
+        problem = _problem(path, model_problem)
         if problem is not None:
             raise DiffDisError(f"{which} is not a complete checkpoint folder ({problem}); pass another or 'latest'")
         return path
@@ -125,12 +162,12 @@ def find_checkpoint(output_dir: Path, which: str, log: Any = print) -> Path:
     pointer = root / LATEST
     if pointer.is_file():
         named = root / pointer.read_text(errors="replace").strip()
-        problem = _problem(named) if named.parent == root else "it is not in the checkpoints folder"
+        problem = _problem(named, model_problem) if named.parent == root else "it is not in the checkpoints folder"
         if problem is None:
             return named
         log(f"checkpoint {named.name} named by 'latest' is incomplete ({problem}); looking for an older one")
     for path in sorted(_all(root), key=_step, reverse=True):
-        problem = _problem(path)
+        problem = _problem(path, model_problem)
         if problem is None:
             return path
         log(f"skipping {path.name}, incomplete: {problem}")
@@ -140,7 +177,7 @@ def find_checkpoint(output_dir: Path, which: str, log: Any = print) -> Path:
 def load_checkpoint_state(path: Path) -> tuple[int, dict[str, Any]]:
     if not (path / "training_state.pt").is_file() and (path / "deepspeed").is_dir():
         raise DiffDisError(f"{path} was written by a DeepSpeed run: resume it with --deepspeed")
-    step = int(json.loads((path / "trainer_state.json").read_text())["step"])
+    step = read_step(path)
     try:
         state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file

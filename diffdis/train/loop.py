@@ -1,49 +1,35 @@
-"""Single-process training loop: AdamW, warm-up + schedule, gradient clipping, optional EMA, checkpoints.
+"""DiffDis training on the one training loop (`scaffold.py`): what trains, how a batch becomes gradients.
 
-Deterministic from the seed and resumable to the same curve: the batch at step s and all the noise of step
-s are functions of (seed, s) only, so nothing but model, optimiser, LR-scheduler and EMA state needs saving.
+The model starts from scratch (a BPE tokenizer trained on the captions), from pretrained weights
+(`--init-from SD_DIR`, `--text-encoder DIR`), or from a checkpoint. Batches come from `diffdis.data.loader`
+(image folders, files, built-in sets, streamed shards) or from a frozen-encoder cache (`diffdis.data.cache`),
+in which case neither the VAE nor the text encoder runs. Each step draws its noise from (seed, step)
+(`losses.StepNoise`) and runs the unified loss through `accumulation.accumulate` (K micro-batches, InfoNCE
+over the whole batch).
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
-from diffusers.optimization import SchedulerType, get_scheduler
-from diffusers.training_utils import EMAModel
+import torch.distributed as dist
 
 from diffdis.config import ModelConfig, TrainConfig
-from diffdis.data.captions import check_rows, load_captioned
 from diffdis.data.label_sets import builtin_label_sets, builtin_templates, load_labels, load_templates
-from diffdis.data.transforms import image_to_tensor
+from diffdis.data.loader import batch_indices, training_data  # noqa: F401  (batch_indices: re-exported)
 from diffdis.diffusion.schedule import training_scheduler
 from diffdis.errors import DiffDisError, UsageError
 from diffdis.model.text import train_tokenizer
 from diffdis.pipeline import DiffDisPipeline
-from diffdis.train.attention_kernel import training_attention
-from diffdis.train.checkpoint import find_checkpoint, load_checkpoint_state, save_checkpoint
-from diffdis.train.losses import UnifiedLossSettings, unified_loss
-
-StepCallback = Callable[[int, int, dict[str, float]], None]
-
-
-@lru_cache(maxsize=2)
-def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-
-
-def batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
-    """Rows of the global batch at `step`: a fresh seeded permutation per epoch, no state to save."""
-    out: list[int] = []
-    position = step * batch_size
-    while len(out) < batch_size:
-        epoch, offset = divmod(position + len(out), n)
-        take = min(batch_size - len(out), n - offset)
-        out += _epoch_order(n, seed, epoch)[offset : offset + take].tolist()
-    return out
+from diffdis.train.accumulation import accumulate
+from diffdis.train.backends import check_lr_scheduler
+from diffdis.train.checkpoint import diffdis_model_problem
+from diffdis.train.losses import StepNoise, TextInputs, UnifiedLossSettings, encode_latents, posterior_generator, unified_forward
+from diffdis.train.scaffold import LoopConfig, StepCallback, TrainedModules, TrainingLoop
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -57,151 +43,186 @@ def tokenizer_corpus(captions: list[str]) -> list[str]:
     return captions + extra
 
 
-class Trainer:
-    def __init__(
-        self,
-        train_config: TrainConfig,
-        model_config: ModelConfig | None = None,
-        resume_from_checkpoint: str | None = None,
-        log: Callable[[str], None] = print,
-    ) -> None:
-        self.cfg, self.log = train_config, log
-        schedules = [s.value for s in SchedulerType]
-        if train_config.lr_scheduler not in schedules:
-            raise UsageError(f"unknown --lr-scheduler {train_config.lr_scheduler!r}; choose one of: {', '.join(schedules)}")
-        dataset = load_captioned(train_config.data, train_config.image_column, train_config.caption_column)
-        self.dataset = check_rows(dataset, train_config.bad_rows, log)
-        if train_config.batch_size > len(self.dataset):
-            raise DiffDisError(f"batch size {train_config.batch_size} exceeds the {len(self.dataset)} rows of {train_config.data}")
-        self.checkpoint = None
-        if resume_from_checkpoint:
-            self.checkpoint = find_checkpoint(Path(train_config.output_dir), resume_from_checkpoint, log)
-            self.pipe = DiffDisPipeline.from_pretrained(self.checkpoint / "model")
-            log(f"resuming from {self.checkpoint}")
-        else:
-            torch.manual_seed(train_config.seed)
-            config = model_config or ModelConfig()
-            self.pipe = self.build_pipeline(config)
-        self.pipe.training = train_config
-        self.scheduler = training_scheduler(self.pipe.config.schedule)
-        self.params = [p for p in self.pipe.model.parameters() if p.requires_grad]
-        if self.pipe.config.text_encoder_trainable:
-            self.params += list(self.pipe.text_encoder.parameters())
-        else:
-            self.pipe.text_encoder.requires_grad_(False)
-        c = train_config
-        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma)
-        self.null_ids = self.pipe.token_ids([""])
-        self.start_step = 0
-        self.setup_optimisation()
+def loop_config(c: TrainConfig) -> LoopConfig:
+    names = {f.name for f in dataclasses.fields(LoopConfig)}
+    return LoopConfig(**{k: v for k, v in dataclasses.asdict(c).items() if k in names})
 
-    def build_pipeline(self, config: ModelConfig) -> DiffDisPipeline:
-        """From scratch, or from pretrained weights (--init-from SD_DIR, --text-encoder DIR)."""
+
+def check_model_config(config: ModelConfig, c: TrainConfig) -> None:
+    """Refuse geometries that would train on nothing useful, before any data loads."""
+    if c.vae and c.init_from:
+        raise UsageError("--vae and --init-from both give the autoencoder; pass one (an SD folder brings its own vae/)")
+    if config.vae is not None and not (c.vae or c.init_from):
+        raise UsageError(f"--preset {config.preset} has an AutoencoderKL: pass --init-from SD_DIR (its vae/ is used) or --vae DIR "
+                         "(e.g. an SD folder's vae/); a random frozen VAE would train on noise")  # fmt: skip
+    if config.preset == "tiny-latent" and not c.vae:
+        raise UsageError("--preset tiny-latent needs --vae DIR: train one with diffdis train-autoencoder")
+
+
+class Trainer(TrainingLoop):
+    """Train DiffDis: `Trainer(cfg, model_config).run()` writes the model folder to cfg.output_dir."""
+
+    def __init__(self, train_config: TrainConfig, model_config: ModelConfig | None = None, resume_from_checkpoint: str | None = None,
+                 log: Callable[[str], None] = print, deepspeed: str | None = None) -> None:  # fmt: skip
+        check_lr_scheduler(train_config.lr_scheduler)
+        self.cfg, self.model_config = train_config, model_config
+        super().__init__(loop_config(train_config), resume_from_checkpoint, log, deepspeed)
+
+    # ---- building -----------------------------------------------------------------------------------------
+    def build(self, checkpoint: Path | None, data_state: dict | None) -> None:
         c = self.cfg
-        if c.vae and c.init_from:
-            raise UsageError("--vae and --init-from both give the autoencoder; pass one (an SD folder brings its own vae/)")
+        from diffdis.data.cache import is_cache
+
+        self.cache = None
+        if is_cache(c.data):
+            from diffdis.data.cache import CachedRows
+
+            self.cache = CachedRows(c.data)
+        if checkpoint is not None:
+            pipe = DiffDisPipeline.from_pretrained(checkpoint / "model")
+        else:
+            pipe = self._build_pipeline(data_state)
+        pipe.training = c
+        self.pipe = pipe
+        if self.cache is not None:
+            from diffdis.data.cache import check_cache
+
+            check_cache(c.data, pipe)
+        if not hasattr(self, "data"):
+            self.data = self._open_data(pipe.config.image_size, data_state)
+        if c.gradient_checkpointing:
+            pipe.model.enable_gradient_checkpointing()
+        if not pipe.config.text_encoder_trainable:
+            pipe.text_encoder.requires_grad_(False)
+        self.scheduler = training_scheduler(pipe.config.schedule)
+        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma)
+
+    def _build_pipeline(self, data_state: dict | None) -> DiffDisPipeline:
+        """From scratch, or from pretrained weights (--init-from SD_DIR, --text-encoder DIR, --vae DIR)."""
+        c = self.cfg
+        config = self.model_config or ModelConfig()
+        check_model_config(config, c)
+        vae = None
         if c.vae:
             from diffdis.train.autoencoder import attach_autoencoder, load_autoencoder
 
             vae = load_autoencoder(c.vae)
             config = attach_autoencoder(config, vae)
-        elif config.preset == "tiny-latent" and config.vae is None:
-            raise UsageError("--preset tiny-latent needs --vae DIR: train one with diffdis train-autoencoder")
         if c.init_from or c.text_encoder:
             from diffdis.pretrained import build_pretrained
 
+            torch.manual_seed(c.seed)
             pipe = build_pretrained(config, c.init_from, c.text_encoder, c.train_text_encoder, self.log)
         else:
-            pipe = DiffDisPipeline.build(config, self.make_tokenizer(config))
-        if c.vae:
+            if self.cache is not None:
+                raise DiffDisError(f"{c.data} is a frozen-encoder cache: train on it from the encoders that made it (--init-from / --text-encoder)")
+            self.data = self._open_data(config.image_size, data_state)
+            captions = self.data.captions()
+            tokenizer = train_tokenizer(tokenizer_corpus(captions), c.vocab_size, config.text_encoder["max_position_embeddings"])
+            torch.manual_seed(c.seed)
+            pipe = DiffDisPipeline.build(config, tokenizer)
+        if vae is not None:
             pipe.autoencoder.vae.load_state_dict(vae.state_dict())
         return pipe
 
-    def make_tokenizer(self, config: ModelConfig):
-        captions = [str(t or "") for t in self.dataset["text"]]
-        return train_tokenizer(tokenizer_corpus(captions), self.cfg.vocab_size, config.text_encoder["max_position_embeddings"])
-
-    def setup_optimisation(self) -> None:
-        """AdamW + LR schedule + optional EMA; restores their state when resuming."""
+    def _open_data(self, image_size: int, state: dict | None) -> Any:
         c = self.cfg
-        if c.mixed_precision == "fp16":
-            raise DiffDisError("--mixed-precision fp16 needs DeepSpeed (--deepspeed zero2, ...) for its loss scaling; the plain loop takes bf16")
-        # fused AdamW and foreach EMA: one kernel over all tensors instead of a Python loop (1-5% of a CPU step, measured)
-        fused = self.pipe.device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.AdamW(self.params, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2), weight_decay=c.weight_decay, fused=fused)
-        self.lr_scheduler = get_scheduler(c.lr_scheduler, self.optimizer, num_warmup_steps=c.warmup_steps, num_training_steps=c.max_steps)
-        self.ema = EMAModel(self.params, decay=c.ema_decay, foreach=True) if c.ema_decay else None
-        if self.checkpoint is not None:
-            self.start_step, state = load_checkpoint_state(self.checkpoint)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-            if self.ema is not None:
-                self.ema.load_state_dict(state["ema"])
+        common = dict(batch_size=c.batch_size, rank=self.rank, world_size=self.world_size, seed=c.seed,
+                      num_workers=c.dataloader_num_workers, start_step=self.start_step, state=state,
+                      pin_memory=self.device.type == "cuda")  # fmt: skip
+        if self.cache is not None:
+            from diffdis.data.loader import cached_training_data
 
-    def batch(self, step: int, shard: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and images of the global batch at `step` (or of this rank's `shard` of it)."""
-        rows = self.dataset[batch_indices(step, len(self.dataset), self.cfg.batch_size, self.cfg.seed)[shard]]
-        size = self.pipe.config.image_size
-        images = torch.stack([image_to_tensor(im, size) for im in rows["image"]]).to(self.pipe.device)
-        return self.pipe.token_ids([str(t or "") for t in rows["text"]]), images
+            return cached_training_data(self.cache, **common)
+        return training_data(c.data, image_size=image_size, image_column=c.image_column, caption_column=c.caption_column,
+                             bad_rows=c.bad_rows, max_bad_fraction=c.max_bad_fraction, shuffle_buffer=c.shuffle_buffer,
+                             log=self.log, **common)  # fmt: skip
 
-    def train_step(self, step: int) -> dict[str, float]:
+    def trained_modules(self) -> TrainedModules:
+        trained = {"model": self.pipe.model}
+        if self.pipe.config.text_encoder_trainable:
+            trained["text_encoder"] = self.pipe.text_encoder
+        return TrainedModules(**trained)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        from diffdis.train.param_groups import parameter_groups
+
+        c, model = self.cfg, self.pipe.model
+        modules = {"unet": (model.unet, bool(c.init_from)), "discriminator": (model.discriminator, False)}
+        if self.pipe.config.text_encoder_trainable:
+            modules["text_encoder"] = (self.pipe.text_encoder, bool(c.init_from or c.text_encoder))
+        return parameter_groups(modules, c.learning_rate, c.scratch_learning_rate, c.weight_decay)
+
+    def move_frozen(self, device: torch.device) -> None:
+        self.pipe.autoencoder.to(device)
+        if not self.pipe.config.text_encoder_trainable:
+            self.pipe.text_encoder.to(device)
+        self.null_ids = self.pipe.token_ids([""]).to(device)
+
+    def model_problem(self, checkpoint: Path) -> str | None:
+        return diffdis_model_problem(checkpoint)
+
+    # ---- one step -----------------------------------------------------------------------------------------
+    def _inputs(self, batch: dict, generator: torch.Generator, offset: int) -> tuple[TextInputs, torch.Tensor]:
+        """This rank's text inputs and clean latents z (no gradients: the VAE is frozen)."""
+        device, dtype = self.device, self.backend.compute_dtype
+        if self.cache is not None:
+            from diffdis.data.cache import sample_latents
+
+            null_condition, _ = self.cache.null_condition()
+            latents = sample_latents(batch["latent_mean"], batch["latent_std"], self.pipe.autoencoder.scaling_factor,
+                                     posterior_generator(generator, offset))  # fmt: skip
+            text = TextInputs(condition=batch["condition"].to(device), query=batch["query"].to(device), null_condition=null_condition.to(device))
+            return text, latents.to(device, dtype)
+        images = batch["pixels"].to(device, dtype, non_blocking=True)
+        latents = encode_latents(self.pipe.autoencoder, images, generator, offset)
+        return TextInputs(self.pipe.token_ids(batch["text"]).to(device), self.null_ids), latents
+
+    def train_step(self, batch: dict, step: int) -> dict[str, float]:
         self.pipe.model.train()
         self.pipe.text_encoder.train(self.pipe.config.text_encoder_trainable)
-        input_ids, images = self.batch(step)
-        # bf16 autocast over fp32 weights and optimiser state (as accelerate's mixed precision). tiny-patch2 at
-        # batch 32 on 2 CPU cores: 0.70-0.80 s against 0.87-0.92 s per step side by side (~1.2x); less late in long runs.
-        autocast = torch.autocast(self.pipe.device.type, dtype=torch.bfloat16, enabled=self.cfg.mixed_precision == "bf16")
-        with autocast, training_attention(self.pipe.device):
-            loss, logs = unified_loss(
-                self.pipe.model, self.pipe.text_encoder, self.pipe.autoencoder, self.scheduler,
-                input_ids, self.null_ids, images, self.settings, step_generator(self.cfg.seed, step),
-            )  # fmt: skip
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
-        self.optimizer.step()
-        self.lr_scheduler.step()
-        if self.ema is not None:
-            self.ema.step(self.params)
-        logs["lr"] = self.lr_scheduler.get_last_lr()[0]
+        rows = self.cfg.batch_size // self.world_size
+        offset = self.rank * rows
+        generator = step_generator(self.cfg.seed, step)
+        text, latents = self._inputs(batch, generator, offset)
+        noise = StepNoise.draw(generator, self.settings, self.scheduler.config.num_train_timesteps,
+                               (offset, rows, self.cfg.batch_size), tuple(latents.shape[1:]), self.pipe.config.query_dim)  # fmt: skip
+        frozen_text = self.pipe.text_encoder
+
+        def run(modules, text, latents, noise, settings):
+            text_encoder = getattr(modules, "text_encoder", frozen_text)
+            return unified_forward(modules.model, text_encoder, self.scheduler, text, latents, noise, settings)
+
+        def forward(text, latents, noise, settings):
+            return self.backend.forward(run, text, latents, noise, settings)
+
+        logs = accumulate(forward, self.backend.backward, text, latents, noise, self.settings, self.cfg.gradient_accumulation_steps)
+        if self.world_size > 1:  # log the global-batch means, as one process would
+            names = sorted(logs)
+            values = torch.tensor([logs[k] for k in names], dtype=torch.float64)
+            dist.all_reduce(values)
+            logs = dict(zip(names, (values / self.world_size).tolist()))
+        logs["bad_rows"] = float(batch.get("bad", 0))
         return logs
 
-    def _save_model(self, directory: Path) -> None:
-        """The model folder holds EMA weights when EMA is on (as diffusers' scripts export)."""
-        if self.ema is None:
-            self.pipe.save_pretrained(directory)
-            return
-        self.ema.store(self.params)
-        self.ema.copy_to(self.params)
-        try:
-            self.pipe.save_pretrained(directory)
-        finally:
-            self.ema.restore(self.params)
+    # ---- output -------------------------------------------------------------------------------------------
+    def save_model(self, directory: Path) -> None:
+        self.pipe.save_pretrained(directory)
 
-    def save_checkpoint(self, step: int) -> Path:
-        state = {"optimizer": self.optimizer.state_dict(), "lr_scheduler": self.lr_scheduler.state_dict()}
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        # The checkpoint's model folder holds the raw (non-EMA) weights: resume continues from them.
-        return save_checkpoint(Path(self.cfg.output_dir), step, self.pipe.save_pretrained, state, self.cfg.checkpoints_total_limit)
+    def validate(self, step: int) -> dict[str, float]:
+        if self.rank != 0:
+            return {}
+        from diffdis.train.validation import validate
 
-    def run(self, callback: StepCallback | None = None) -> Path:
-        c = self.cfg
-        if self.start_step > c.max_steps:
-            raise DiffDisError(f"the checkpoint is at step {self.start_step}, beyond --max-steps {c.max_steps}")
-        if self.start_step == c.max_steps:  # killed after the last checkpoint, before the model folder was written
-            self.log(f"the checkpoint is at --max-steps {c.max_steps}: writing the final model folder")
-        for step in range(self.start_step, c.max_steps):
-            started = time.perf_counter()
-            logs = self.train_step(step)
-            logs["seconds_per_step"] = time.perf_counter() - started
-            if callback is not None:
-                callback(step + 1, c.max_steps, logs)
-            if (step + 1) % c.checkpointing_steps == 0 or step + 1 == c.max_steps:
-                self.save_checkpoint(step + 1)
-        self._save_model(Path(c.output_dir))
-        return Path(c.output_dir)
+        return validate(self.pipe, self.cfg, Path(self.cfg.output_dir) / "validation", step)
+
+
+class DeepSpeedTrainer(Trainer):
+    """`Trainer` under DeepSpeed (the same as `Trainer(..., deepspeed=spec)`)."""
+
+    def __init__(self, train_config: TrainConfig, deepspeed: str, model_config: ModelConfig | None = None,
+                 resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print) -> None:  # fmt: skip
+        super().__init__(train_config, model_config, resume_from_checkpoint, log, deepspeed=deepspeed)
 
 
 def train(
@@ -210,6 +231,7 @@ def train(
     resume_from_checkpoint: str | None = None,
     callback: StepCallback | None = None,
     log: Callable[[str], None] = print,
+    deepspeed: str | None = None,
 ) -> Path:
     """Train and write the model folder to OUTPUT_DIR (checkpoints go to OUTPUT_DIR/checkpoints)."""
-    return Trainer(train_config, model_config, resume_from_checkpoint, log).run(callback)
+    return Trainer(train_config, model_config, resume_from_checkpoint, log, deepspeed).run(callback)

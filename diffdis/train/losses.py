@@ -5,12 +5,14 @@
   p [ours]); noisy text query e_t -> e0_hat -> symmetric InfoNCE against the batch's e -> L_ITA.
 e enters e_t detached [ours]: the text encoder learns e from the InfoNCE targets, not by making the noisy
 input easy to copy.
+
+All randomness of a step is drawn up front for the whole global batch (`StepNoise`), so N ranks x B/N and K
+micro-batches (`diffdis.train.accumulation`) see the noise of one process x B.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from dataclasses import dataclass, fields
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -38,9 +40,13 @@ def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.T
     return torch.clamp(snr, max=gamma) / snr
 
 
-def _gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+def distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """All ranks' rows, gradients flowing to the local part (as CLIP training); (x, 0) when not distributed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not distributed():
         return x, 0
     import torch.distributed.nn.functional as dist_fn
 
@@ -48,16 +54,24 @@ def _gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def loss_alignment(
-    predicted_queries: torch.Tensor, text_queries: torch.Tensor, logit_scale: torch.Tensor
+    predicted_queries: torch.Tensor,
+    text_queries: torch.Tensor,
+    logit_scale: torch.Tensor,
+    columns: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L_ITA: symmetric InfoNCE between normalised e0_hat_i (image i) and e_j (caption j) over the global batch.
 
+    `columns` = (all e0_hat, all e, offset of these rows) when the caller assembled the global batch itself
+    (gradient accumulation); otherwise the rows are gathered across ranks here.
     Returns (loss, fraction of rows whose own caption scores highest) for logging.
     """
     pred = F.normalize(predicted_queries.float(), dim=-1)
     text = F.normalize(text_queries.float(), dim=-1)
-    all_pred, offset = _gather_with_grad(pred)
-    all_text, _ = _gather_with_grad(text)
+    if columns is None:
+        all_pred, offset = gather_with_grad(pred)
+        all_text, _ = gather_with_grad(text)
+    else:
+        all_pred, all_text, offset = columns
     labels = torch.arange(pred.shape[0], device=pred.device) + offset
     logits_image_to_text = logit_scale * pred @ all_text.T  # (B, N)
     logits_text_to_image = logit_scale * text @ all_pred.T  # (B, N)
@@ -74,6 +88,128 @@ class UnifiedLossSettings:
     image_dropout: float = 0.1
     snr_gamma: float | None = None  # Min-SNR weighting of L_IG; None: the paper's plain MSE
 
+    @property
+    def generative(self) -> bool:
+        return self.tasks in ("both", "gen")
+
+    @property
+    def discriminative(self) -> bool:
+        return self.tasks in ("both", "disc")
+
+
+@dataclass
+class StepNoise:
+    """This rank's share of one step's randomness (CPU tensors; None for a task that does not run)."""
+
+    condition_drop: torch.Tensor | None = None  # (B,) bool: c replaced by the null caption
+    t_z: torch.Tensor | None = None  # (B,) image timesteps
+    noise: torch.Tensor | None = None  # (B, C, h, w)
+    image_keep: torch.Tensor | None = None  # (B,) float: 0 replaces the image by the null image
+    t_e: torch.Tensor | None = None  # (B,) text-query timesteps
+    noise_e: torch.Tensor | None = None  # (B, d)
+
+    @classmethod
+    def draw(cls, generator: torch.Generator, settings: UnifiedLossSettings, num_timesteps: int,
+             rows: tuple[int, int, int], latent_shape: tuple[int, ...], query_dim: int) -> StepNoise:  # fmt: skip
+        """`rows` = (offset, count, global batch): draw for the global batch, in a fixed order, keep our rows."""
+        offset, count, total = rows
+
+        def mine(x: torch.Tensor) -> torch.Tensor:
+            return x[offset : offset + count]
+
+        out = cls()
+        if settings.generative:
+            out.condition_drop = mine(torch.rand((total,), generator=generator)) < settings.condition_dropout
+            out.t_z = mine(torch.randint(0, num_timesteps, (total,), generator=generator))
+            out.noise = mine(torch.randn((total, *latent_shape), generator=generator))
+        if settings.discriminative:
+            out.image_keep = (mine(torch.rand((total,), generator=generator)) >= settings.image_dropout).float()
+            out.t_e = mine(torch.randint(0, num_timesteps, (total,), generator=generator))
+            out.noise_e = mine(torch.randn((total, query_dim), generator=generator))
+        return out
+
+    def rows(self, part: slice) -> StepNoise:
+        return StepNoise(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[part] for f in fields(self)})
+
+
+@dataclass
+class TextInputs:
+    """What the text side gives a forward: token ids for a text encoder that runs (and may train), or c and e
+    computed beforehand (a frozen encoder, or the frozen-encoder cache)."""
+
+    input_ids: torch.Tensor | None = None  # (B, L)
+    null_ids: torch.Tensor | None = None  # (1, L)
+    condition: torch.Tensor | None = None  # (B, L, d_c)
+    query: torch.Tensor | None = None  # (B, d)
+    null_condition: torch.Tensor | None = None  # (1, L, d_c)
+
+    def rows(self, part: slice) -> TextInputs:
+        pick = lambda x: None if x is None else x[part]  # noqa: E731
+        return TextInputs(pick(self.input_ids), self.null_ids, pick(self.condition), pick(self.query), self.null_condition)
+
+
+@dataclass
+class ForwardOutputs:
+    loss_generative: torch.Tensor | None
+    predicted_queries: torch.Tensor | None  # (B, d) e0_hat, not normalised
+    text_queries: torch.Tensor  # (B, d) e, unit norm
+    logit_scale: torch.Tensor | None
+
+
+def encode_text(text_encoder: nn.Module, text: TextInputs, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(c, e, null c): from the encoder (one pass over the captions and the null caption) or as given."""
+    if text.condition is not None:
+        return text.condition.to(dtype), text.query.to(dtype), text.null_condition.to(dtype)
+    batch = text.input_ids.shape[0]
+    conditions, queries = text_encoder(torch.cat([text.input_ids, text.null_ids.to(text.input_ids)], dim=0))
+    conditions, queries = conditions.to(dtype), queries.to(dtype)  # a frozen fp32 encoder beside bf16
+    return conditions[:batch], queries[:batch], conditions[batch:]
+
+
+def unified_forward(
+    model: nn.Module,  # DiffDisModel
+    text_encoder: nn.Module | None,
+    scheduler,
+    text: TextInputs,
+    latents: torch.Tensor,  # (B, C, h, w) clean z
+    noise: StepNoise,
+    settings: UnifiedLossSettings,
+) -> ForwardOutputs:
+    """Both passes on one batch: L_IG, and e0_hat with its targets e (L_ITA needs the whole batch's)."""
+    device, dtype = latents.device, latents.dtype
+    condition, text_query, null_condition = encode_text(text_encoder, text, dtype)
+    null_condition = null_condition.expand(latents.shape[0], -1, -1)
+    loss_ig = predicted = logit_scale = None
+    if settings.generative:
+        condition_gen = torch.where(noise.condition_drop.to(device)[:, None, None], null_condition, condition)
+        t_z, eps = noise.t_z.to(device), noise.noise.to(device, dtype)
+        noise_pred = model.predict_noise(add_noise(scheduler, latents, eps, t_z), t_z, condition_gen)
+        weights = None if settings.snr_gamma is None else min_snr_weights(scheduler, t_z, settings.snr_gamma).to(device)
+        loss_ig = loss_generative(noise_pred, eps, weights)
+    if settings.discriminative:
+        latents_disc = latents * noise.image_keep.to(device, dtype)[:, None, None, None]  # the null image is zeros
+        t_e, eps_e = noise.t_e.to(device), noise.noise_e.to(device, text_query.dtype)
+        noisy_query = noise_query(scheduler, text_query.detach(), eps_e, t_e, model.config.query_scale)
+        condition_disc = null_condition if model.config.disc_condition == "null_text" else None
+        predicted = model.predict_query(latents_disc, noisy_query, t_e, condition_disc)
+        logit_scale = model.logit_scale()
+    return ForwardOutputs(loss_ig, predicted, text_query, logit_scale)
+
+
+def combine(out: ForwardOutputs, settings: UnifiedLossSettings, columns=None, generative_share: float = 1.0
+            ) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+    """L = share * L_IG + lambda * L_ITA, and the logs. `generative_share` is 1/K for one of K micro-batches."""
+    logs: dict[str, float] = {}
+    total = torch.zeros((), device=out.text_queries.device)
+    if out.loss_generative is not None:
+        total = total + generative_share * out.loss_generative
+        logs["loss_generative"] = out.loss_generative.item()
+    if out.predicted_queries is not None:
+        loss_ita, accuracy = loss_alignment(out.predicted_queries, out.text_queries, out.logit_scale, columns)
+        total = total + settings.loss_alignment_weight * loss_ita
+        logs.update(loss_alignment=loss_ita.item(), batch_accuracy=accuracy.item(), logit_scale=out.logit_scale.item())
+    return total, logs
+
 
 def unified_loss(
     model: nn.Module,  # DiffDisModel
@@ -87,54 +223,25 @@ def unified_loss(
     generator: torch.Generator,  # CPU generator: all randomness of this step
     rows: tuple[int, int] | None = None,  # (offset, global batch) when this rank holds a slice of the batch
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    batch, device = input_ids.shape[0], images.device
-    num_t = scheduler.config.num_train_timesteps
-    offset, global_batch = rows or (0, batch)
-    # Draw for the whole global batch, keep this rank's rows: N ranks x B see the noise of one rank x N*B.
-
-    def mine(x: torch.Tensor) -> torch.Tensor:
-        return x[offset : offset + batch].to(device)
-
-    def rand(n: int) -> torch.Tensor:
-        return mine(torch.rand((global_batch,), generator=generator))
-
-    def randn(shape: torch.Size) -> torch.Tensor:
-        return mine(torch.randn((global_batch, *shape[1:]), generator=generator))
-
-    def randint(n: int) -> torch.Tensor:
-        return mine(torch.randint(0, num_t, (global_batch,), generator=generator))
-
-    conditions, queries = text_encoder(torch.cat([input_ids, null_ids.to(input_ids)], dim=0))
-    conditions, queries = conditions.to(images.dtype), queries.to(images.dtype)  # a frozen fp32 encoder beside bf16
-    condition, null_condition = conditions[:batch], conditions[batch:].expand(batch, -1, -1)
-    text_query = queries[:batch]  # (B, d) unit norm
-    # the VAE posterior draws from its own stream, so the draws below stay aligned across rank layouts
-    latents = autoencoder.encode(images, torch.Generator().manual_seed(generator.initial_seed() + offset + 1))
-    latents = latents.to(images.dtype)  # an fp32 VAE beside a bf16 UNet
-    logs: dict[str, float] = {}
-    total = torch.zeros((), device=device)
-
-    if settings.tasks in ("both", "gen"):
-        drop = (rand(batch) < settings.condition_dropout)[:, None, None]
-        condition_gen = torch.where(drop, null_condition, condition)
-        t_z, noise = randint(batch), randn(latents.shape).to(latents.dtype)
-        noise_pred = model.predict_noise(add_noise(scheduler, latents, noise, t_z), t_z, condition_gen)
-        weights = None if settings.snr_gamma is None else min_snr_weights(scheduler, t_z, settings.snr_gamma).to(device)
-        loss_ig = loss_generative(noise_pred, noise, weights)
-        total = total + loss_ig
-        logs["loss_generative"] = loss_ig.item()
-
-    if settings.tasks in ("both", "disc"):
-        keep = (rand(batch) >= settings.image_dropout).to(latents.dtype)[:, None, None, None]
-        latents_disc = latents * keep  # the null image is all zeros
-        t_e, noise_e = randint(batch), randn(text_query.shape).to(text_query.dtype)
-        noisy_query = noise_query(scheduler, text_query.detach(), noise_e, t_e, model.config.query_scale)
-        condition_disc = null_condition if model.config.disc_condition == "null_text" else None
-        predicted = model.predict_query(latents_disc, noisy_query, t_e, condition_disc)
-        logit_scale = model.logit_scale()
-        loss_ita, accuracy = loss_alignment(predicted, text_query, logit_scale)
-        total = total + settings.loss_alignment_weight * loss_ita
-        logs.update(loss_alignment=loss_ita.item(), batch_accuracy=accuracy.item(), logit_scale=logit_scale.item())
-
+    """The whole batch in one forward (no accumulation): L and its logs. The training loop goes through
+    `diffdis.train.accumulation`; this is the same computation for K = 1, kept for tests and benchmarks."""
+    offset, global_batch = rows or (0, input_ids.shape[0])
+    latents = encode_latents(autoencoder, images, generator, offset)
+    noise = StepNoise.draw(generator, settings, scheduler.config.num_train_timesteps,
+                           (offset, input_ids.shape[0], global_batch), tuple(latents.shape[1:]), model.config.query_dim)  # fmt: skip
+    out = unified_forward(model, text_encoder, scheduler, TextInputs(input_ids, null_ids), latents, noise, settings)
+    total, logs = combine(out, settings)
     logs["loss"] = total.item()
     return total, logs
+
+
+def encode_latents(autoencoder: nn.Module, images: torch.Tensor, generator: torch.Generator, offset: int = 0) -> torch.Tensor:
+    """z from pixels. The VAE posterior draws from its own stream, so the draws of `StepNoise` stay aligned
+    across rank layouts."""
+    return autoencoder.encode(images, posterior_generator(generator, offset)).to(images.dtype)  # an fp32 VAE beside a bf16 UNet
+
+
+def posterior_generator(generator: torch.Generator, offset: int = 0) -> torch.Generator:
+    """The generator `encode_latents` samples the VAE posterior with (the frozen-encoder cache reproduces it)."""
+    return torch.Generator().manual_seed(generator.initial_seed() + offset + 1)
+

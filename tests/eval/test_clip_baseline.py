@@ -9,7 +9,9 @@ import torch
 from typer.testing import CliRunner
 
 from diffdis.errors import UsageError
-from diffdis.eval.clip_baseline import ClipBaseline, ClipBaselineConfig, train_clip
+from diffdis.eval.clip_baseline import ClipBaseline
+from diffdis.model.clip import ClipBaselineConfig
+from diffdis.train.clip import train_clip
 from diffdis_cli.main import app
 
 SMALL = dict(image_size=16, patch_size=4, vision_width=32, vision_layers=1, text_width=32, text_layers=1, heads=2,

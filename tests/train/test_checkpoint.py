@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -14,8 +16,24 @@ def _fake_model(d):
     (d / "model_index.json").write_text("{}")
 
 
+class StateBackend:
+    """The plain backend's checkpoint side: training_state.pt holds `state`; one process."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def save(self, directory, client, rank):
+        torch.save({**self.state, **client}, directory / "training_state.pt")
+
+    def gathered(self):
+        return contextlib.nullcontext()
+
+    def barrier(self):
+        pass
+
+
 def _save(out, step, limit=None):
-    return save_checkpoint(out, step, _fake_model, {"x": step}, limit)
+    return save_checkpoint(out, step, _fake_model, StateBackend({"x": step}), {}, total_limit=limit)
 
 
 def test_latest_pointer_and_state_round_trip(tmp_path):

@@ -33,14 +33,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(data: Path, out: Path, stage: str, steps: int, resume: bool = False) -> dict:
+def _env(**overrides) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return env | ({"DS_DRIVER_OVERRIDES": json.dumps(overrides)} if overrides else {})
+
+
+def torchrun(data: Path, out: Path, stage: str, steps: int, resume: bool = False, **overrides) -> dict:
     curve = out.with_suffix(".curve.json")
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
             str(DRIVER), str(data), str(out), stage, str(steps), str(curve)] + (["resume"] if resume else [])  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(args, env=_env(**overrides), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(curve.read_text())
+
+
+def two_nodes(data: Path, outs: tuple[Path, Path], steps: int, resume: bool = False) -> list[subprocess.CompletedProcess]:
+    """Two "nodes" of one process each on localhost, as `torchrun --nnodes 2 --node-rank R` on two machines."""
+    port = str(_free_port())
+    procs = []
+    for rank, out in enumerate(outs):
+        args = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank),
+                "--master_addr", "127.0.0.1", "--master_port", port, str(DRIVER), str(data), str(out), "zero2", str(steps),
+                str(out.with_suffix(f".curve-{rank}.json"))] + (["resume"] if resume else [])  # fmt: skip
+        procs.append(subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return [subprocess.CompletedProcess(p.args, p.wait(timeout=600), *p.communicate()) for p in procs]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +93,34 @@ def test_zero3_resume_continues_the_curve_and_exports(shapes_dir, tmp_path, sing
 
     scores = pipe.classify([Image.open(shapes_dir / "000000.png")], ["red circle", "blue square"], num_inference_steps=2)
     assert scores.shape == (1, 2)
+
+
+def test_bf16_keeps_an_fp32_ema_that_moves(shapes_dir, tmp_path):
+    """DeepSpeed casts the weights to bf16; the EMA stays fp32 (built before the cast), so it takes updates
+    a bf16 shadow would round away, and the saved model holds it."""
+    result = torchrun(shapes_dir, tmp_path / "bf16", "zero2", 4, mixed_precision="bf16", ema_decay=0.999, learning_rate=5e-3)
+    ema = result["ema"]
+    assert ema["weight_dtypes"] == ["torch.bfloat16"] and ema["dtypes"] == ["torch.float32"]
+    assert ema["moved"] > 1e-4  # the average followed the weights
+    assert ema["below_bf16"] > 0  # and holds precision a bf16 tensor cannot
+
+
+def test_two_nodes_train_checkpoint_and_resume(shapes_dir, tmp_path, single_process_curve):
+    out = tmp_path / "nodes"
+    for steps, resume in ((2, False), (4, True)):
+        done = two_nodes(shapes_dir, (out, out), steps, resume)
+        assert all(d.returncode == 0 for d in done), "".join(d.stderr[-2000:] for d in done)
+    second = json.loads(out.with_suffix(".curve-0.json").read_text())  # the resumed run, rank 0
+    assert second["start"] == 2 and second["world_size"] == 2
+    assert (out / "checkpoints" / "checkpoint-4").is_dir() and (out / "model_index.json").is_file()
+    assert second["curve"] == pytest.approx(single_process_curve[2:], rel=RTOL)
+
+
+def test_node_local_output_folders_are_refused_in_one_line(shapes_dir, tmp_path):
+    done = two_nodes(shapes_dir, (tmp_path / "node0", tmp_path / "node1"), 2)
+    assert all(d.returncode != 0 for d in done)
+    assert "needs a shared filesystem" in done[1].stderr
+    assert not (tmp_path / "node0" / "checkpoints").exists()
 
 
 def test_flags_fill_the_deepspeed_config():

@@ -20,7 +20,7 @@ from diffdis.data.shapes import make_shapes
 from diffdis.errors import DiffDisError
 from diffdis.train.checkpoint import LATEST, checkpoints_dir, find_checkpoint, save_checkpoint
 from tests.conftest import micro_config
-from tests.train.test_checkpoint import _fake_model
+from tests.train.test_checkpoint import StateBackend, _fake_model
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # 1 thread: fast on a busy CPU
 MAX_STEPS = 10
@@ -83,7 +83,7 @@ def test_sigkill_at_random_moments_then_resume_latest_gives_the_same_weights(roo
             break
     assert proc.returncode == 0, err[-2000:]
     assert kills >= 2, kills
-    assert not list(checkpoints_dir(root / "b").glob(".checkpoint-*.tmp-*"))  # stale temporary folders are cleaned
+    assert not list(checkpoints_dir(root / "b").glob(".checkpoint-*.tmp*"))  # stale temporary folders are cleaned
     for part in WEIGHTS:
         a, b = load_file(root / "a" / part), load_file(root / "b" / part)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
@@ -91,7 +91,7 @@ def test_sigkill_at_random_moments_then_resume_latest_gives_the_same_weights(roo
 
 def _three(tmp_path: Path) -> Path:
     for step in (1, 2, 3):
-        save_checkpoint(tmp_path, step, _fake_model, {"x": step})
+        save_checkpoint(tmp_path, step, _fake_model, StateBackend({"x": step}), {})
     return checkpoints_dir(tmp_path)
 
 

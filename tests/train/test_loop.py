@@ -2,6 +2,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from diffdis.data.loader import training_data
 from diffdis.errors import DiffDisError
 from diffdis.train.loop import Trainer, batch_indices, step_generator
 from diffdis.train.losses import unified_loss
@@ -17,7 +18,8 @@ def test_batch_indices_cover_each_epoch_once_and_are_repeatable():
 
 
 def _eval_loss(trainer: Trainer) -> float:
-    input_ids, images = trainer.batch(0)
+    batch = next(iter(training_data(trainer.cfg.data, image_size=trainer.pipe.config.image_size, batch_size=trainer.cfg.batch_size)))
+    input_ids, images = trainer.pipe.token_ids(batch["text"]), batch["pixels"]
     with torch.no_grad():
         loss, _ = unified_loss(trainer.pipe.model, trainer.pipe.text_encoder, trainer.pipe.autoencoder, trainer.scheduler,
                                input_ids, trainer.null_ids, images, trainer.settings, step_generator(123, 0))  # fmt: skip
@@ -42,11 +44,11 @@ def test_bf16_autocast_trains_fp32_weights_and_fp16_is_refused(shapes_dir, tmp_p
         lambda m, i, o: matmuls.append(o.dtype) if isinstance(m, torch.nn.Linear) and isinstance(o, torch.Tensor) else None
     )
     try:
-        trainer.train_step(0)
+        trainer.train_step(next(trainer.batches()), 0)
     finally:
         handle.remove()
     assert torch.bfloat16 in matmuls  # the forward ran under autocast
-    assert trainer.optimizer.defaults["fused"] and trainer.ema.foreach  # one kernel over all tensors, not a loop
+    assert trainer.backend.optimizer.defaults["fused"] and trainer.ema.foreach  # one kernel over all tensors, not a loop
     before = _eval_loss(trainer)
     trainer.run()
     assert _eval_loss(trainer) < 0.9 * before
