@@ -36,7 +36,7 @@ from diffdis.config import (
 )
 from diffdis.diffusion.schedule import training_scheduler
 from diffdis.errors import DiffDisError
-from diffdis.model.autoencoder import IdentityAutoencoder, LatentAutoencoder
+from diffdis.model.autoencoder import IdentityAutoencoder, LatentAutoencoder, autoencoder_dtype
 from diffdis.model.text import TextEncoder, load_tokenizer, text_encoder_for
 from diffdis.model.unet import DiffDisModel
 
@@ -155,9 +155,16 @@ def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torc
             "diffdis_version": str(index.get("diffdis_version", ""))}  # fmt: skip
     tokenizer = load_tokenizer(directory / "tokenizer")
     parts = Components(model, text_encoder_for(cfg, text_model, tokenizer), tokenizer, autoencoder, inference, training, card)
-    for module in (parts.model, parts.text_encoder, parts.autoencoder):
-        module.to(device=device, dtype=dtype).eval()
+    place(parts, device, dtype)
     return parts
+
+
+def place(parts: Components, device: str | torch.device, dtype: torch.dtype) -> None:
+    """Move every network to `device` in eval mode: UNet and text encoder in `dtype`, the VAE in
+    `autoencoder_dtype(dtype)` (fp32 under fp16, where the SD VAE decoder overflows)."""
+    parts.model.to(device=device, dtype=dtype).eval()
+    parts.text_encoder.to(device=device, dtype=dtype).eval()
+    parts.autoencoder.to(device=device, dtype=autoencoder_dtype(dtype)).eval()
 
 
 def _as_list(value: object) -> object:

@@ -2,7 +2,12 @@
 
 Guidance uses one convention for both directions (diffusers'): out = f(null) + s * (f(cond) - f(null)),
 s = 1 means no guidance. For discrimination the condition is the image, so the paper's Algorithm 3 weight
-is w = s - 1. Every call builds fresh schedulers and a fresh CPU `torch.Generator(seed)`: same seed, same answer.
+is w = s - 1. Every call builds fresh schedulers and a fresh CPU `torch.Generator(seed)`: same seed, same answer,
+on every device (noise is drawn on the CPU, then moved).
+
+Devices and dtypes: the networks run on `pipe.device` in `pipe.dtype` (the VAE in fp32 under fp16); sampler
+state stays fp32 and only the network input is cast, so a bf16/fp16 run loses precision in the network
+alone. Embeddings come back fp32 on the model device; `classify`/`retrieve` scores and images on the CPU.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from PIL import Image
 
 from diffdis.config import InferenceConfig, ModelConfig, inference_defaults
 from diffdis.data.transforms import image_to_tensor, tensor_to_images
+from diffdis.device import resolve_device, resolve_dtype
 from diffdis.diffusion.sample import SCHEDULERS, make_scheduler, sample
 from diffdis.errors import UsageError
 from diffdis.model.autoencoder import build_autoencoder
 from diffdis.model.text import build_text_model, text_encoder_for, tokenize
 from diffdis.model.unet import DiffDisModel
-from diffdis.model_folder import Components, load_folder, save_folder
+from diffdis.model_folder import Components, load_folder, place, save_folder
 
 Progress = Callable[[int, int], None] | None
 
@@ -33,6 +39,12 @@ def zero_shot_weights(encode_text: Callable, labels: Sequence[str], templates: S
     _, queries = encode_text(prompts)
     per_label = queries.view(len(labels), len(templates), -1)
     return F.normalize(F.normalize(per_label, dim=-1).mean(dim=1), dim=-1)
+
+
+def placement(device: str | torch.device, dtype: str | torch.dtype) -> tuple[torch.device, torch.dtype]:
+    """torch objects for a device and dtype given as objects or as `--device`/`--dtype` strings ("auto" ...)."""
+    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    return device, resolve_dtype(dtype, device) if isinstance(dtype, str) else dtype
 
 
 def _check_sampling(steps: int, guidance: float) -> None:
@@ -60,9 +72,17 @@ class DiffDisPipeline(Components):
         return pipe
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32) -> DiffDisPipeline:
-        parts = load_folder(Path(directory), device, dtype)
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
+                        dtype: str | torch.dtype = torch.float32) -> DiffDisPipeline:  # fmt: skip
+        """Load a model folder onto `device` in `dtype` (objects, or strings such as "auto", "cuda:1", "bf16")."""
+        parts = load_folder(Path(directory), *placement(device, dtype))
         return cls(**vars(parts))
+
+    def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> DiffDisPipeline:
+        """Move every network (None keeps the current device / dtype); the VAE stays fp32 under fp16."""
+        device, dtype = placement(self.device if device is None else device, self.dtype if dtype is None else dtype)
+        place(self, device, dtype)
+        return self
 
     def save_pretrained(self, directory: str | Path) -> None:
         save_folder(self, Path(directory))
@@ -85,9 +105,9 @@ class DiffDisPipeline(Components):
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-        """(c (N, L, d), e (N, d) unit norm) for each text."""
+        """(c (N, L, d) in the model dtype, e (N, d) unit norm in fp32) for each text, on the model device."""
         parts = [self.text_encoder(self.token_ids(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]).float()
 
     def zero_shot_classifier(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         return zero_shot_weights(self.encode_text, labels, templates)
@@ -113,12 +133,14 @@ class DiffDisPipeline(Components):
         cond, null = condition[:-1], condition[-1:].expand(len(prompts), -1, -1)
         generator = torch.Generator().manual_seed(seed)
         size, channels = self.config.latent_size, self.config.latent_channels
-        noise = torch.randn((len(prompts), channels, size, size), generator=generator).to(self.device, self.dtype)
+        noise = torch.randn((len(prompts), channels, size, size), generator=generator).to(self.device)  # fp32 state
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x = x.to(self.dtype)
             if scale == 1.0:
-                return self.model.predict_noise(x, t, cond)
-            eps_cond, eps_null = self.model.predict_noise(torch.cat([x, x]), t, torch.cat([cond, null])).chunk(2)
+                return self.model.predict_noise(x, t, cond).float()
+            eps = self.model.predict_noise(torch.cat([x, x]), t, torch.cat([cond, null])).float()
+            eps_cond, eps_null = eps.chunk(2)
             return eps_null + scale * (eps_cond - eps_null)
 
         sampler = make_scheduler(scheduler or inf.generate_scheduler, self.config.schedule)
@@ -127,8 +149,9 @@ class DiffDisPipeline(Components):
 
     # ---- discrimination ---------------------------------------------------------------------------------
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """(N, C, h, w) clean latents in the model dtype; pixels go in fp32 (the VAE casts to its own dtype)."""
         pixels = torch.stack([image_to_tensor(im, self.config.image_size) for im in images])
-        return self.autoencoder.encode(pixels.to(self.device, self.dtype))
+        return self.autoencoder.encode(pixels.to(self.device)).to(self.dtype)
 
     @torch.no_grad()
     def image_queries(
@@ -141,8 +164,9 @@ class DiffDisPipeline(Components):
         batch_size: int = 64,
         callback: Progress = None,
     ) -> torch.Tensor:
-        """(N, d) unit-norm e0 for each image: the text query diffused from noise, conditioned on the image
-        (paper Algorithm 3). Image i always gets noise row i of the seed, whatever the batch size."""
+        """(N, d) unit-norm fp32 e0 for each image, on the model device: the text query diffused from noise,
+        conditioned on the image (paper Algorithm 3). Image i always gets noise row i of the seed, whatever the
+        batch size."""
         inf = self.inference
         steps = inf.query_steps if num_inference_steps is None else num_inference_steps
         scale = inf.query_guidance if guidance_scale is None else guidance_scale
@@ -177,7 +201,7 @@ class DiffDisPipeline(Components):
             return self.model.predict_query(latents, xs, t, condition)
 
         def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            xs = torch.cat([x, x]) if scale != 1.0 else x
+            xs = (torch.cat([x, x]) if scale != 1.0 else x).to(self.dtype)
             pred = F.normalize(predict(xs, t.reshape(1).to(x.device)).float(), dim=-1)
             if scale != 1.0:
                 pred_img, pred_null = pred.chunk(2)
@@ -185,7 +209,7 @@ class DiffDisPipeline(Components):
             return (cfg.query_scale * F.normalize(pred, dim=-1)).to(x.dtype)  # x0 = gamma * e0
 
         sampler = make_scheduler(scheduler or self.inference.query_scheduler, cfg.schedule)
-        x0 = sample(denoise, noise.to(self.device, self.dtype), sampler, steps, "sample", generator)
+        x0 = sample(denoise, noise.to(self.device, torch.float32), sampler, steps, "sample", generator)  # fp32 state
         return F.normalize(x0.float(), dim=-1)
 
     def classify(
@@ -195,11 +219,12 @@ class DiffDisPipeline(Components):
         templates: Sequence[str] = ("a photo of a {}.",),
         **sampling,
     ) -> torch.Tensor:
-        """(N, K) cosine scores. The label embeddings are made once; the cost per image does not grow with K."""
-        classifier = self.zero_shot_classifier(labels, templates).to(self.device)
-        return self.image_queries(images, **sampling).to(self.device) @ classifier.T
+        """(N, K) fp32 cosine scores on the CPU. The label embeddings are made once; the cost per image does
+        not grow with K."""
+        classifier = self.zero_shot_classifier(labels, templates)
+        return (self.image_queries(images, **sampling) @ classifier.T).cpu()
 
     def retrieve(self, images: Sequence[Image.Image], texts: Sequence[str], **sampling) -> torch.Tensor:
-        """(N_images, N_texts) cosine scores between each image's e0 and each text's e."""
+        """(N_images, N_texts) fp32 cosine scores on the CPU between each image's e0 and each text's e."""
         _, text_queries = self.encode_text(list(texts))
-        return self.image_queries(images, **sampling).to(self.device) @ text_queries.T
+        return (self.image_queries(images, **sampling) @ text_queries.T).cpu()

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from diffdis_cli.common import MODEL, command, load_pipeline, model_fields, print_json, progress, quiet_libraries
+from diffdis_cli.common import (
+    DEVICE,
+    DTYPE,
+    MODEL,
+    command,
+    load_pipeline,
+    model_fields,
+    print_json,
+    progress,
+    quiet_libraries,
+    resolve_placement,
+)
 
 STEPS = typer.Option(None, "--num-inference-steps", help="Sampler steps for the text query. Default: the model's.")
 GUIDANCE = typer.Option(None, "--guidance-scale", help="CFG scale over the image (1 = off; paper's w = s - 1).")
@@ -42,6 +53,8 @@ def classify(
     batch_size: int = BATCH,
     top_k: int = TOP_K,
     json_out: bool = JSON,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Zero-shot classification: one sampler run per image, whatever the number of labels."""
     quiet_libraries()
@@ -50,10 +63,11 @@ def classify(
     from diffdis.pipeline import check_sampling_options
 
     check_sampling_options(num_inference_steps, guidance_scale, scheduler)
+    placement = resolve_placement(device, dtype)
     label_names = load_labels(labels)
     template_list = load_templates(templates, labels)
     pictures = [load_image(p) for p in images]
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, *placement)
     with progress("classifying", enabled=not json_out) as update:
         scores = pipe.classify(pictures, label_names, template_list, num_inference_steps=num_inference_steps,
                                guidance_scale=guidance_scale, scheduler=scheduler, seed=seed, batch_size=batch_size,
@@ -84,6 +98,8 @@ def retrieve(
     batch_size: int = BATCH,
     top_k: int = TOP_K,
     json_out: bool = JSON,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Image-text retrieval: --texts ranks the texts for each image, --query ranks the images for a text."""
     from diffdis.errors import UsageError
@@ -98,10 +114,11 @@ def retrieve(
     from diffdis.pipeline import check_sampling_options
 
     check_sampling_options(num_inference_steps, guidance_scale, scheduler)
+    placement = resolve_placement(device, dtype)
     candidates = read_text_file(texts, "texts") if texts is not None else [query]
     paths = list_images(images)
     pictures = [load_image(p) for p in paths]
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, *placement)
     with progress("embedding images", enabled=not json_out) as update:
         scores = pipe.retrieve(pictures, candidates, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                                scheduler=scheduler, seed=seed, batch_size=batch_size, callback=update)  # fmt: skip

@@ -9,7 +9,18 @@ from typing import Any
 import typer
 
 from diffdis_cli.baselines import train_clip
-from diffdis_cli.common import MODEL, command, err_console, load_pipeline, model_fields, print_json, progress
+from diffdis_cli.common import (
+    DEVICE,
+    DTYPE,
+    MODEL,
+    command,
+    err_console,
+    load_pipeline,
+    model_fields,
+    print_json,
+    progress,
+    resolve_placement,
+)
 
 app = typer.Typer(help="Benchmarks: zero-shot classification, retrieval, generation; merge results into a table.",
                   no_args_is_help=True)  # fmt: skip
@@ -66,6 +77,7 @@ def _common_fields(pipe: Any, model: Path | None, data_name: str, seed: int) -> 
     return {"model": str(model) if model is not None else "default", "model_name": card["model"],
             "model_version": card["model_version"],
             "data": data_name, "seed": seed, "diffdis_version": __version__,
+            "device": str(pipe.device), "dtype": str(pipe.dtype).removeprefix("torch."),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
 
 
@@ -109,6 +121,8 @@ def classify(
     output: str = typer.Option("results/{task}_{data}_{scheduler}_{steps}.json", "--output",
                                help="Where each run's JSON goes; fields {task} {data} {scheduler} {steps} {method} {guidance} {shard}."),
     json_out: bool = JSON,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Zero-shot classification accuracy (acc1, acc5, mean per-class recall) and seconds per image, one JSON per run."""
     import torch
@@ -126,6 +140,7 @@ def classify(
     if method == "diffdis":
         _check_sweep(schedulers, steps, guidance)
     _no_sampler_for_clip(method, schedulers, steps, guidance)
+    placement = resolve_placement(device, dtype)
     label_names, template_list = load_labels(labels), load_templates(templates, labels)
     dataset = load_eval_data(data)
     rows, targets, column = label_targets(dataset, label_names, label_column, drop_unknown)
@@ -134,7 +149,7 @@ def classify(
     rows, targets = [rows[i] for i in mine], [targets[i] for i in mine]
     if not rows:
         raise UsageError(f"shard {shard_index} of {num_shards} holds no samples: use fewer shards")
-    pipe = _load(model, method)
+    pipe = _load(model, method, placement)
     images = dataset.images(rows)
     base = {"task": "classify", "method": method, **_common_fields(pipe, model, dataset.name, seed), "labels": labels,
             "templates": templates or "default", "label_column": column, "num_classes": len(label_names),
@@ -170,16 +185,17 @@ def _no_sampler_for_clip(method: str, *sampling: str | None) -> None:
         raise UsageError("--method clip encodes each image once: drop --scheduler, --num-inference-steps and --guidance-scale")
 
 
-def _load(model: Path | None, method: str) -> Any:
-    """A DiffDis pipeline, or for --method clip the CLIP baseline, which answers the same calls."""
+def _load(model: Path | None, method: str, placement: tuple[Any, Any]) -> Any:
+    """A DiffDis pipeline, or for --method clip the CLIP baseline, which answers the same calls; on
+    `placement` = (device, dtype) from `resolve_placement`."""
     if method != "clip":
-        return load_pipeline(model)
+        return load_pipeline(model, *placement)
     from diffdis.errors import UsageError
     from diffdis.eval.clip_baseline import ClipBaseline
 
     if model is None:
         raise UsageError("--method clip needs --model CLIP_DIR (from diffdis eval train-clip)")
-    return ClipBaseline.from_pretrained(model)
+    return ClipBaseline.from_pretrained(model, *placement)
 
 
 def _sweep_diffdis(pipe: Any, images: list, targets: list[int], rows: list[int], labels: list[str], templates: list[str],
@@ -227,6 +243,8 @@ def retrieve(
     max_samples: int | None = MAX_SAMPLES,
     output: str = typer.Option("results/{task}_{data}_{scheduler}_{steps}.json", "--output", help="Where each run's JSON goes."),
     json_out: bool = JSON,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Image-text retrieval Recall@1/5/10 both ways (CLIP_benchmark's names too), one JSON per run."""
     from diffdis.eval.classify import warm_up
@@ -239,10 +257,11 @@ def retrieve(
         raise UsageError(f"--method must be diffdis or clip, got {method!r}")
     _check_sweep(schedulers, steps, guidance)
     _no_sampler_for_clip(method, schedulers, steps, guidance)
+    placement = resolve_placement(device, dtype)
     dataset = load_eval_data(data)
     if max_samples is not None:
         dataset = EvalData(dataset.name, dataset.root, dataset.rows[:max_samples])
-    pipe = _load(model, method)
+    pipe = _load(model, method, placement)
     warm_up(pipe, dataset.images([0]))
     inf = pipe.inference
     base = {"task": "retrieve", "method": method, **_common_fields(pipe, model, dataset.name, seed),
@@ -300,6 +319,8 @@ def generate(
     output: str = typer.Option("results/{task}_{data}_{scheduler}_{steps}.json", "--output", help="The JSON record."),
     grid: Path | None = typer.Option(None, "--grid", help="Sample grid PNG. Default: the output path with .png."),
     json_out: bool = JSON,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """FID (judge or Inception features), DiffDis score, judge accuracy and a sample grid for generated images."""
     from diffdis.errors import UsageError
@@ -314,6 +335,7 @@ def generate(
     if inception_style not in STYLES:
         raise UsageError(f"--inception-style must be one of {', '.join(STYLES)}, got {inception_style!r}")
     _check_sweep(scheduler, None if steps is None else str(steps), None if guidance is None else str(guidance))
+    where, precision = resolve_placement(device, dtype)
     prompt_list, rows, prompt_data = _prompts(prompts, num_prompts)
     if len(prompt_list) < 2:
         raise UsageError("FID needs at least two prompts")
@@ -323,16 +345,16 @@ def generate(
     ref_rows = list(range(len(ref_data)))[:max_reference]
     judge = None
     if inception_weights is not None:  # loaded first: a wrong file fails before any image is generated
-        extractor = load_extractor(None, str(inception_weights), inception_style)
+        extractor = load_extractor(None, str(inception_weights), inception_style, where)  # fp32: FID features
         features_name = f"inception:{inception_style}"
     elif is_judge(features):  # the judge that gives the features also checks the prompts
         from diffdis.eval.judge import load_judge
 
-        judge = load_judge(judge_dir(features))
+        judge = load_judge(judge_dir(features), where)
         extractor, features_name = judge_features(judge), features or "judge"
     else:
         extractor, features_name = load_extractor(features), features
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, where, precision)
     inf = pipe.inference
     scheduler, steps = scheduler or inf.generate_scheduler, steps or inf.generate_steps
     guidance = inf.generate_guidance if guidance is None else guidance

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from diffdis_cli.common import MODEL, command, err_console, load_pipeline, model_fields, print_json, progress
+from diffdis_cli.common import (
+    DEVICE,
+    DTYPE,
+    MODEL,
+    command,
+    err_console,
+    load_pipeline,
+    model_fields,
+    print_json,
+    progress,
+    resolve_placement,
+)
 from diffdis_cli.paths import check_writable_folder
 
 
@@ -37,13 +48,15 @@ def generate(
     output: Path = typer.Option(Path("out.png"), "--output", help="PNG path; with --num-images K: out-0.png ... out-(K-1).png."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     json_out: bool = typer.Option(False, "--json", help="Print only the written paths as JSON."),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Generate images from a text prompt."""
     from diffdis.pipeline import check_sampling_options
 
     check_sampling_options(num_inference_steps, guidance_scale, scheduler)
     paths = output_paths(output, num_images, overwrite)
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, *resolve_placement(device, dtype))
     with progress("sampling", enabled=not json_out) as update:
         images = pipe.generate([prompt], num_images, num_inference_steps, guidance_scale, scheduler, seed, update)
     for image, path in zip(images, paths):

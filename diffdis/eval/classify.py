@@ -72,7 +72,7 @@ def run_diffdis(
 ) -> dict[str, Any]:
     """DiffDis zero-shot classification of `images` against `classifier` (K, d); metrics, timing, samples."""
     queries, seconds = timed_queries(pipe, images, scheduler, steps, guidance, seed, batch_size, callback)
-    logits = queries.to(classifier.device) @ classifier.T  # (N, K)
+    logits = (queries.to(classifier.device) @ classifier.T.float()).cpu()  # (N, K), beside the CPU targets
     return {
         **classification_metrics(logits, torch.tensor(targets, dtype=torch.long)),
         "seconds": seconds,

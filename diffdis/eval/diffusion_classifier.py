@@ -81,14 +81,16 @@ def class_scores(
     scheduler = training_scheduler(schedule)
     timesteps = even_timesteps(num_timesteps, scheduler.config.num_train_timesteps)
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn((num_timesteps, *latents.shape[1:]), generator=generator).to(latents.device, latents.dtype)
+    # drawn on the CPU (same seed, same noise on every device) and kept fp32: the target eps is exact in bf16/fp16 runs
+    noise = torch.randn((num_timesteps, *latents.shape[1:]), generator=generator).to(latents.device)
     num_classes = conditions.shape[0]
     prune = keep is not None and keep < num_classes
     round1, round2 = first_round(num_timesteps, first or max(1, num_timesteps // 5)) if prune else (list(range(num_timesteps)), [])
     scores = torch.empty(latents.shape[0], num_classes)
     everyone = list(range(num_classes))
     for n, z in enumerate(latents):
-        x_ts = scheduler.add_noise(z.expand(num_timesteps, *z.shape), noise, timesteps)  # (T, C, h, w)
+        # (T, C, h, w), noised in fp32, fed to the network in its dtype
+        x_ts = scheduler.add_noise(z.float().expand(num_timesteps, *z.shape), noise, timesteps).to(z.dtype)
         errors = _error_matrix(predict, x_ts, timesteps, noise, conditions, round1, everyone, batch_size)
         row = -errors.mean(dim=0)
         if prune:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import linalg
@@ -57,25 +58,26 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
 
 
 def judge_features(judge) -> FeatureExtractor:
-    """A `diffdis.eval.judge.Judge`'s penultimate layer as an extractor."""
-    return lambda images: judge.features(list(images)).cpu().numpy()
+    """A `diffdis.eval.judge.Judge`'s penultimate layer as an extractor (numpy on the CPU, whatever its device)."""
+    return lambda images: judge.features(list(images)).float().cpu().numpy()
 
 
 def load_extractor(spec: str | None = None, inception_weights: str | None = None,
-                   inception_style: str = "torch-fidelity") -> FeatureExtractor:  # fmt: skip
+                   inception_style: str = "torch-fidelity", device: Any = "cpu") -> FeatureExtractor:  # fmt: skip
     """None or "judge": the shipped judge's features; "judge:DIR" a judge saved in DIR; "module:function" any
     callable images -> (N, D) you provide. `inception_weights`: the standard FID Inception-v3 pool3 features
-    from pytorch-fid's pt_inception-2015-12-05 file (`diffdis.eval.inception`), fed as `inception_style` does."""
+    from pytorch-fid's pt_inception-2015-12-05 file (`diffdis.eval.inception`), fed as `inception_style` does.
+    The judge and the Inception run on `device` in fp32 (a user's own function chooses its own device)."""
     if inception_weights is not None:
         if spec is not None:
             raise DiffDisError("pass --features or --inception-weights, not both: each chooses the FID features")
         from diffdis.eval.inception import inception_features, load_fid_inception
 
-        return inception_features(load_fid_inception(inception_weights, inception_style))
+        return inception_features(load_fid_inception(inception_weights, inception_style, device))
     if spec is None or spec == "judge" or spec.startswith("judge:"):
         from diffdis.eval.judge import load_judge
 
-        return judge_features(load_judge(judge_dir(spec)))
+        return judge_features(load_judge(judge_dir(spec), device))
     module_name, _, function = spec.partition(":")
     if not function:
         raise DiffDisError(f"--features {spec!r}: give 'judge', 'judge:DIR' or 'module:function'")

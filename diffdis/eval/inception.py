@@ -179,7 +179,10 @@ class FIDInceptionV3(nn.Module):
         return self.trunk(self.preprocess(pixels))
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Preprocessed (N, 3, 299, 299) input -> (N, 2048) pool3 features."""
+        """Preprocessed (N, 3, 299, 299) input, on any device and in any dtype -> (N, 2048) pool3 features
+        in the network's dtype, on its device (the input is moved there)."""
+        weight = self.Conv2d_1a_3x3.conv.weight
+        x = x.to(weight.device, weight.dtype)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(F.max_pool2d(x, 3, stride=2)))
         x = F.max_pool2d(x, 3, stride=2)
@@ -193,7 +196,8 @@ def resize_bilinear_tf1(x: torch.Tensor, height: int, width: int) -> torch.Tenso
     neighbours clamped at the last row/column. torch's own bilinear modes use other corner mappings."""
 
     def axis(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        src = torch.arange(size_out, dtype=torch.float32) * torch.tensor(size_in / size_out, dtype=torch.float32)
+        scale = torch.tensor(size_in / size_out, dtype=torch.float32, device=x.device)  # a float32 product, as TF
+        src = torch.arange(size_out, dtype=torch.float32, device=x.device) * scale
         lo = src.long()
         return lo, (lo + 1).clamp_max(size_in - 1), src - lo.float()
 
@@ -206,16 +210,19 @@ def resize_bilinear_tf1(x: torch.Tensor, height: int, width: int) -> torch.Tenso
 
 def resize_bicubic_pil(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """clean-fid's resize: every channel of every image through PIL's bicubic filter as a float ('F') image,
-    so nothing is quantised to uint8 in between, then clipped to [0, 255]."""
+    so nothing is quantised to uint8 in between, then clipped to [0, 255]. PIL runs on the CPU: the result is
+    moved back to `x`'s device."""
     out = np.empty((*x.shape[:2], height, width), dtype=np.float32)
-    for n, image in enumerate(x.numpy().astype(np.float32)):
+    for n, image in enumerate(x.detach().float().cpu().numpy()):
         for c, channel in enumerate(image):
             out[n, c] = np.asarray(Image.fromarray(channel).resize((width, height), Image.Resampling.BICUBIC))
-    return torch.from_numpy(out.clip(0, 255))
+    return torch.from_numpy(out.clip(0, 255)).to(x.device)
 
 
-def load_fid_inception(path: str | Path, style: str = "torch-fidelity") -> FIDInceptionV3:
-    """The FID network with the weights in `path` (.pth as pytorch-fid / torch-fidelity ship it, or .safetensors)."""
+def load_fid_inception(path: str | Path, style: str = "torch-fidelity",
+                       device: str | torch.device = "cpu") -> FIDInceptionV3:  # fmt: skip
+    """The FID network with the weights in `path` (.pth as pytorch-fid / torch-fidelity ship it, or .safetensors),
+    in fp32 on `device` (FID features in a lower precision would not be comparable with published ones)."""
     path = Path(path)
     if not path.is_file():
         raise DiffDisError(f"--inception-weights {path}: no such file (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)")
@@ -243,7 +250,7 @@ def load_fid_inception(path: str | Path, style: str = "torch-fidelity") -> FIDIn
         raise DiffDisError(f"--inception-weights {path}: not the FID Inception-v3 (pt_inception-2015-12-05) weights: "
                            f"{len(missing)} missing, {len(extra)} unexpected, {len(wrong)} misshapen keys (e.g. {example})")  # fmt: skip
     model.load_state_dict(state)
-    return model.eval().requires_grad_(False)
+    return model.to(device).eval().requires_grad_(False)
 
 
 def random_fid_inception(seed: int = 0, style: str = "torch-fidelity") -> FIDInceptionV3:
@@ -268,7 +275,8 @@ def random_fid_inception(seed: int = 0, style: str = "torch-fidelity") -> FIDInc
 
 
 def inception_features(model: FIDInceptionV3, batch_size: int = 32):
-    """An extractor for `diffdis.eval.fid`: PIL images (any sizes) -> (N, 2048) float64 pool3 features."""
+    """An extractor for `diffdis.eval.fid`: PIL images (any sizes) -> (N, 2048) float64 pool3 features on the
+    CPU, whatever the model's device and dtype (images are resized on the CPU, then moved to the model)."""
 
     @torch.no_grad()
     def extract(images: Sequence[Image.Image]) -> np.ndarray:
@@ -277,7 +285,7 @@ def inception_features(model: FIDInceptionV3, batch_size: int = 32):
             chunk = [torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1) for im in images[start : start + batch_size]]
             # each image is resized on its own, so images of different sizes can share a batch
             x = torch.cat([model.preprocess(p[None]) for p in chunk])
-            out.append(model.trunk(x).double().numpy())
+            out.append(model.trunk(x).float().cpu().numpy().astype(np.float64))
         return np.concatenate(out) if out else np.zeros((0, 2048))
 
     return extract

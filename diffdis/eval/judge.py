@@ -76,30 +76,31 @@ class Judge(nn.Module):
         return self.object_head(features), self.colour_head(features)
 
     def to_pixels(self, images: Sequence[Image.Image] | Tensor) -> Tensor:
-        """PIL images (any size or mode) or an already-made (B, 3, H, W) tensor in [-1, 1]."""
+        """PIL images (any size or mode) or an already-made (B, 3, H, W) tensor in [-1, 1] (any device or
+        dtype), as the judge's own device and dtype."""
+        weight = next(self.parameters())
         if isinstance(images, Tensor):
-            return images.to(self._device)
+            return images.to(weight.device, weight.dtype)
         if len(images) == 0:
             raise DiffDisError("the judge was given no images")
-        return torch.stack([image_to_tensor(im, self.config.image_size) for im in images]).to(self._device)
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
+        pixels = torch.stack([image_to_tensor(im, self.config.image_size) for im in images])
+        return pixels.to(weight.device, weight.dtype)
 
     @torch.no_grad()
     def features(self, images: Sequence[Image.Image] | Tensor, batch_size: int = 256) -> Tensor:
-        """(N, D) penultimate activations (global-average-pooled, after ReLU): the FID feature space."""
+        """(N, D) fp32 penultimate activations (global-average-pooled, after ReLU), on the judge's device:
+        the FID feature space."""
         self.eval()
         pixels = self.to_pixels(images)
-        return torch.cat([self.trunk(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)])
+        return torch.cat([self.trunk(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)]).float()
 
     @torch.no_grad()
     def logits(self, images: Sequence[Image.Image] | Tensor, batch_size: int = 256) -> tuple[Tensor, Tensor]:
+        """(object logits (N, O), colour logits (N, K)) in fp32 on the CPU: small, and compared with CPU labels."""
         self.eval()
         pixels = self.to_pixels(images)
         parts = [self(pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return torch.cat([p[0] for p in parts]).float().cpu(), torch.cat([p[1] for p in parts]).float().cpu()
 
     def predict(self, images: Sequence[Image.Image] | Tensor) -> dict[str, list]:
         """{"object": names, "colour": names, "object_confidence": probs, "colour_confidence": probs}."""

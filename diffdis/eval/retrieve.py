@@ -42,7 +42,7 @@ def run_retrieval(
     _, text_queries = pipe.encode_text(texts)  # (N_texts, d)
     images = data.images(list(range(len(data))))
     queries, seconds = timed_queries(pipe, images, scheduler, steps, guidance, seed, batch_size, callback)
-    scores = queries.to(text_queries.device) @ text_queries.T  # (N_images, N_texts)
+    scores = (queries.to(text_queries.device) @ text_queries.T.float()).cpu()  # (N_images, N_texts), for CPU metrics
     return {
         **retrieval_recall(scores, torch.tensor(text_image), ks),
         **world_truth_recall(data.rows, texts, text_image, scores, ks),

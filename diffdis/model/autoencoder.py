@@ -27,7 +27,8 @@ class IdentityAutoencoder(nn.Module):
 
 
 class LatentAutoencoder(nn.Module):
-    """SD-style latent space: z = scaling_factor * E(x), always frozen (the paper keeps the VAE fixed)."""
+    """SD-style latent space: z = scaling_factor * E(x), always frozen (the paper keeps the VAE fixed).
+    Inputs are cast to the VAE's own dtype, which may differ from the UNet's (`autoencoder_dtype`)."""
 
     def __init__(self, vae: AutoencoderKL) -> None:
         super().__init__()
@@ -47,6 +48,12 @@ class LatentAutoencoder(nn.Module):
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(latents.to(self.vae.dtype) / self.scaling_factor).sample
+
+
+def autoencoder_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The VAE's dtype when the rest of the model runs in `dtype`: fp32 under fp16, because the SD VAE's
+    decoder overflows fp16 to NaN (diffusers' `upcast_vae`); bf16 has fp32's range, so it stays bf16."""
+    return torch.float32 if dtype == torch.float16 else dtype
 
 
 def build_autoencoder(vae_config: dict[str, Any] | None, patch_size: int = 1) -> IdentityAutoencoder | LatentAutoencoder:

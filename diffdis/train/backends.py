@@ -79,7 +79,10 @@ class PlainBackend:
             return self.modules(fn, *args)
 
     def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
+        # the same attention kernel as the forward: gradient checkpointing recomputes it here and must see the
+        # same graph (flash and math save different tensors)
+        with training_attention(self.device):
+            loss.backward()
 
     def step(self) -> float:
         norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.loop.max_grad_norm))

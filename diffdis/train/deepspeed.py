@@ -154,7 +154,8 @@ class DeepSpeedBackend:
 
     def backward(self, loss: torch.Tensor) -> None:
         # the accumulation mechanics already weigh each micro-batch (diffdis.train.accumulation): no 1/K here
-        self.engine.backward(loss, scale_wrt_gas=False)
+        with training_attention(self.device):  # as the forward: checkpointed blocks recompute with the same kernel
+            self.engine.backward(loss, scale_wrt_gas=False)
         self.engine.step()  # applies the update only at the accumulation boundary
 
     def step(self) -> float:
