@@ -87,6 +87,8 @@ class Trainer(TrainingLoop):
         if self.cache is not None:
             from diffdis.data.cache import check_cache
 
+            if pipe.config.text_encoder_trainable:
+                raise DiffDisError(f"{c.data} is a frozen-encoder cache: it needs a frozen text encoder (drop --train-text-encoder)")
             check_cache(c.data, pipe)
         if not hasattr(self, "data"):
             self.data = self._open_data(pipe.config.image_size, data_state)

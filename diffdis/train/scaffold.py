@@ -147,7 +147,7 @@ class TrainingLoop:
         if self.checkpoint is None:
             return None
         path = self.checkpoint / "data" / f"rank-{self.rank}.pt"
-        return torch.load(path, weights_only=False) if path.is_file() else None
+        return torch.load(path, weights_only=True) if path.is_file() else None
 
     def _restore(self, checkpoint: Path) -> None:
         state = self.backend.load(checkpoint)
