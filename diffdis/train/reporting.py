@@ -57,22 +57,27 @@ def _keep_until(path: Path, step: int) -> None:
 class Reporter:
     def __init__(self, output_dir: Path, report_to: str = "none", enabled: bool = True, start_step: int = 0) -> None:
         check_report_to(report_to)
-        self.enabled = enabled
+        self.enabled, self.report_to, self.start_step = enabled, report_to, start_step
         self.path = Path(output_dir) / LOGS
         self.writer = None
-        if not enabled:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.is_file():
+        self.opened = False
+        if enabled and self.path.is_file():
             _keep_until(self.path, start_step)
-        if report_to == "tensorboard":
+
+    def _open(self) -> None:
+        """On the first write, so a run that fails before its first step leaves no folder behind."""
+        self.opened = True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.report_to == "tensorboard":
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(Path(output_dir) / "tensorboard"), purge_step=start_step or None)
+            self.writer = SummaryWriter(str(self.path.parent / "tensorboard"), purge_step=self.start_step or None)
 
     def write(self, step: int, logs: dict[str, Any], validation: bool = False) -> None:
         if not self.enabled or not logs:
             return
+        if not self.opened:
+            self._open()
         prefix = "validation/" if validation else ""
         record = {"step": step, **{prefix + k: v for k, v in logs.items()}}
         with open(self.path, "a", encoding="utf-8") as f:

@@ -21,6 +21,7 @@ from diffdis.config import save_config
 from diffdis.data.shapes import make_shapes
 from diffdis_cli.main import app
 from tests.conftest import micro_config, save_untrained_micro_model
+from tests.data.shards import write_shards
 
 runner = CliRunner()
 
@@ -37,6 +38,10 @@ def world(tmp_path_factory) -> Path:
 
 
 # ---- builders of bad files ------------------------------------------------------------------------------
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:700])
+
+
 def _bomb(path: Path) -> None:
     """A valid 1x1 PNG whose header claims 100000 x 100000 pixels (a decompression bomb)."""
     Image.new("L", (1, 1)).save(path)
@@ -196,6 +201,14 @@ CASES: dict[str, Case] = {
     "output-dir-is-a-file": Case(TRAIN, 2, "is not a folder", lambda d, w: (d / "out").write_text("x"), absent=[]),
     "output-dir-read-only": Case(_with(TRAIN, "--output-dir", "ro/run"), 2, "cannot write", absent=["ro/run"]),
     "output-dir-holds-a-run": Case(_with(TRAIN, "--output-dir", "{w}/m"), 1, "--resume-from-checkpoint latest", absent=[]),
+    # -- streamed shards (img2dataset layout) --
+    "shards-match-nothing": Case(_with(TRAIN, "--data", "none/{00000..00003}.tar"), 1, "matches no file"),
+    "shard-truncated": Case(_with(TRAIN, "--data", "shards"), 1, "is not a readable tar file",
+                            lambda d, w: _truncate(write_shards(d / "shards", 2, 4)[1])),
+    "shard-without-captions": Case(_with(TRAIN, "--data", "shards"), 1, "has images but no captions",
+                                   lambda d, w: write_shards(d / "shards", 1, 4, captions=None)),
+    "shard-bad-rows-past-fraction": Case([*_with(TRAIN, "--data", "shards"), "--max-bad-fraction", "0.1"], 1, "--max-bad-fraction 0.1",
+                                         lambda d, w: write_shards(d / "shards", 1, 8, bad=range(6)), one_line=False),  # after progress lines
     "accumulation-zero": Case([*TRAIN, "--gradient-accumulation-steps", "0"], 2, "gradient-accumulation-steps must be at least 1"),
     "accumulation-does-not-divide": Case([*TRAIN, "--gradient-accumulation-steps", "3"], 2, "divisible by --gradient-accumulation-steps"),
     "device-cuda-without-cuda": Case([*TRAIN, "--device", "cuda"], 2, "no CUDA device is visible"),
