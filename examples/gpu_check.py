@@ -1,51 +1,372 @@
-"""A short GPU check (a few minutes on one H200): the sd15 preset from random init, bf16, ZeRO-2.
+"""A GPU check for the day a GPU is lent: sd15 training, generation and classification speed, one JSON line.
 
-    torchrun --nproc_per_node 1 examples/gpu_check.py [--steps 30] [--batch-size 8]
-Prints samples/s over the timed steps and the peak GPU memory. Uses the built-in world dataset
-(32x32 drawings, resized to 512x512), so it needs no data on disk.
+    python examples/gpu_check.py [--batch-size 8] [--steps 20] [--peak-tflops X]
+
+Sized to finish in under 5 minutes on one H200 (an estimate until it has run on one). Everything is
+measured at the sd15 geometry (512x512 images, the SD1.5 UNet, a CLIP-L-size text encoder, SD's
+AutoencoderKL) in bf16. All weights are random, the VAE included: the numbers are speeds and say nothing
+about quality. Data is the built-in `world:2000` (32x32 drawings resized to 512 by the loader), so nothing
+is read from disk but what the script writes.
+
+- training, three cases: (a) `plain`, the plain loop; (b) `plain_checkpointing`, the same with gradient
+  checkpointing; (c) `zero2`, DeepSpeed ZeRO-2 on one GPU. Each gives samples/s, s/step and peak GPU memory
+  (`torch.cuda.max_memory_allocated`) over `--steps` timed steps after `--warmup` steps. The clock covers
+  `train_step` + `backend.step()` (the batch is fetched before it starts), with `torch.cuda.synchronize()`
+  on both sides.
+- MFU = FLOPs per step / s per step / peak FLOP/s. FLOPs per step: one `train_step` of case (a) (frozen VAE
+  encode, text encoder, the unified loss's forward and backward; no optimiser) counted once by
+  `torch.utils.flop_counter.FlopCounterMode`, outside the timing. The same model FLOPs divide all three
+  cases, so checkpointing's recomputation shows as a lower MFU. Peak FLOP/s comes from a table of dense bf16
+  tensor-core peaks by GPU name, or from `--peak-tflops`.
+- generation: images/s at 512x512, 25 DPM-Solver++ steps with classifier-free guidance, a batch of
+  `--generate-batch`; classification: images/s, 5 DDIM query steps, `--classify-images` images against the
+  10 CIFAR-10 labels. Both use case (a)'s model after its few steps, cast to bf16.
+
+ZeRO-2 runs in its own process under `torchrun --nproc_per_node 1` (this script, relaunched with
+`--zero2-worker`): that is how a user launches DeepSpeed, its peak memory is not mixed with the plain cases',
+and a crash or hang there (after `--case-timeout` seconds) becomes that case's "error" while the rest of the
+report still prints. Any case that fails records an "error" string instead of its numbers.
+
+Without a CUDA GPU it prints one line and exits 0. `--allow-cpu --tiny` runs the same code on the CPU at a toy
+geometry (a random 16x16 AutoencoderKL, a micro UNet, 2 steps): the test of this script.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import torch
 
-from diffdis.config import TrainConfig, preset
-from diffdis.train.loop import DeepSpeedTrainer
+NO_GPU = "gpu_check: no CUDA GPU visible; nothing measured"
+# Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, TFLOP/s; the first match wins.
+PEAK_BF16_TFLOPS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.5), ("H100", 989.4), ("A100", 312.0))
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=8, help="global batch")
-    parser.add_argument("--stage", default="zero2")
-    args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    out = tempfile.mkdtemp(prefix="diffdis-gpu-check-")
-    cfg = TrainConfig(data="world:2000", output_dir=out, max_steps=args.steps, batch_size=args.batch_size,
-                      mixed_precision="bf16", checkpointing_steps=10**9, learning_rate=1e-4, warmup_steps=0)  # fmt: skip
-    trainer = DeepSpeedTrainer(cfg, args.stage, preset("sd15"))
-    torch.cuda.reset_peak_memory_stats()
-    times: list[float] = []
-    for step in range(args.steps):
-        torch.cuda.synchronize()
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch-size", type=int, default=8, help="global training batch (default 8)")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per case (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed training steps first (default 3)")
+    p.add_argument("--generate-batch", type=int, default=4, help="images per timed generate call (default 4)")
+    p.add_argument("--classify-images", type=int, default=16, help="images per timed classify call (default 16)")
+    p.add_argument(
+        "--peak-tflops", type=float, default=None, help="the GPU's peak bf16 TFLOP/s (default: from its name)"
+    )
+    p.add_argument("--data", default=None, help="training data (default: world:2000; --tiny: world:200)")
+    p.add_argument("--vae", default=None, help="an AutoencoderKL folder (default: a random one of the geometry)")
+    p.add_argument("--case-timeout", type=int, default=180, help="seconds the ZeRO-2 process may take (default 180)")
+    p.add_argument("--allow-cpu", action="store_true", help="measure on the CPU when there is no GPU")
+    p.add_argument("--tiny", action="store_true", help="a toy geometry (with --allow-cpu: a test of this script)")
+    p.add_argument("--zero2-worker", default=None, help=argparse.SUPPRESS)  # internal: write case (c) here
+    args = p.parse_args(argv)
+    args.data = args.data or ("world:200" if args.tiny else "world:2000")
+    return args
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---- geometry -------------------------------------------------------------------------------------------------
+def tiny_vae() -> dict[str, Any]:
+    """A 16x16 -> 8x8x4 AutoencoderKL of two small levels."""
+    return {"in_channels": 3, "out_channels": 3, "down_block_types": ["DownEncoderBlock2D"] * 2,
+            "up_block_types": ["UpDecoderBlock2D"] * 2, "block_out_channels": [8, 16], "layers_per_block": 1,
+            "latent_channels": 4, "norm_num_groups": 8, "sample_size": 16, "scaling_factor": 1.0}  # fmt: skip
+
+
+def geometry(tiny: bool):
+    """(ModelConfig, AutoencoderKL kwargs, tokenizer vocabulary size)."""
+    from diffdis.config import preset
+
+    if not tiny:
+        config = preset("sd15")
+        return config, config.vae, 4096
+    unet = {"sample_size": 8, "in_channels": 4, "out_channels": 4, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+            "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "block_out_channels": [16, 32], "layers_per_block": 1,
+            "attention_head_dim": 2, "cross_attention_dim": 32, "norm_num_groups": 8}  # fmt: skip
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "max_position_embeddings": 16, "projection_dim": 32}  # fmt: skip
+    config = preset("tiny-latent", unet=unet, text_encoder=text, query_transformer_layers=2, query_transformer_width=32,
+                    query_transformer_head_dim=16)  # fmt: skip
+    return config, tiny_vae(), 300
+
+
+def random_vae(kwargs: dict[str, Any], folder: Path) -> str:
+    """A randomly initialised AutoencoderKL saved as a folder: training refuses a latent preset without one."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    AutoencoderKL(**kwargs).save_pretrained(folder)
+    return str(folder)
+
+
+def peak_tflops(device: torch.device, given: float | None) -> tuple[float | None, str]:
+    if given is not None:
+        return given, "--peak-tflops"
+    if device.type != "cuda":
+        return None, "not a GPU: pass --peak-tflops for an MFU"
+    name = torch.cuda.get_device_name(device)
+    for key, tflops in PEAK_BF16_TFLOPS:
+        if key.lower() in name.lower():
+            return tflops, f"table: {key} bf16 dense"
+    return None, f"{name} is not in the table: pass --peak-tflops for an MFU"
+
+
+# ---- training --------------------------------------------------------------------------------------------------
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def make_trainer(
+    args: argparse.Namespace, device: torch.device, out: Path, checkpointing: bool, deepspeed: str | None = None
+):
+    from diffdis.config import TrainConfig
+    from diffdis.train.loop import Trainer
+
+    config, _, vocab = geometry(args.tiny)
+    cfg = TrainConfig(data=args.data, output_dir=str(out), preset=config.preset, max_steps=args.warmup + args.steps + 1,
+                      batch_size=args.batch_size, learning_rate=1e-4, lr_scheduler="constant", warmup_steps=0,
+                      mixed_precision="bf16", device=device.type, gradient_checkpointing=checkpointing, vae=args.vae,
+                      vocab_size=vocab, checkpointing_steps=10**9, log_every=10**9)  # fmt: skip
+    return Trainer(cfg, config, log=stderr, deepspeed=deepspeed)
+
+
+def count_flops(trainer, batch: dict, step: int) -> dict[str, float]:
+    """FLOPs of one train_step (forward and backward) and of its frozen VAE encode alone."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from diffdis.train.losses import encode_latents
+
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(batch, step)
+    trainer.backend.step()
+    pixels = batch["pixels"].to(trainer.device)
+    with torch.no_grad(), FlopCounterMode(display=False) as vae:
+        encode_latents(trainer.pipe.autoencoder, pixels, torch.Generator().manual_seed(0))
+    return {
+        "model_tflops_per_step": counter.get_total_flops() / 1e12,
+        "vae_encode_tflops_per_step": vae.get_total_flops() / 1e12,
+    }
+
+
+def time_training(trainer, args: argparse.Namespace, flops: bool) -> dict[str, Any]:
+    """Warm-up, (FLOPs once), then the timed steps."""
+    from diffdis.train.reporting import peak_memory_gib
+
+    device, stream, step = trainer.device, trainer.batches(), 0
+
+    def one_step() -> float:
+        nonlocal step
+        batch = next(stream)
+        sync(device)
         start = time.perf_counter()
-        logs = trainer.train_step(step)
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-        if trainer.rank == 0 and step % 5 == 0:
-            print(f"step {step}: loss {logs['loss']:.4f} ({times[-1]:.2f} s)", flush=True)
-    timed = times[args.warmup :]
-    if trainer.rank == 0:
-        print(f"sd15 {args.stage} bf16, global batch {args.batch_size}: "
-              f"{args.batch_size * len(timed) / sum(timed):.2f} samples/s, "
-              f"{sum(timed) / len(timed):.3f} s/step, peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")  # fmt: skip
+        trainer.train_step(batch, step)
+        trainer.backend.step()
+        sync(device)
+        step += 1
+        return time.perf_counter() - start
+
+    for _ in range(args.warmup):
+        one_step()
+    result: dict[str, Any] = {}
+    if flops:
+        result.update(count_flops(trainer, next(stream), step))
+        step += 1
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = sum(one_step() for _ in range(args.steps))
+    result.update(samples_per_s=args.batch_size * args.steps / seconds, s_per_step=seconds / args.steps,
+                  peak_memory_gib=peak_memory_gib(device))  # fmt: skip
+    return result
+
+
+def zero2_worker(args: argparse.Namespace, device: torch.device) -> None:
+    """Case (c), run under torchrun: rank 0 writes its numbers, or its error, to `args.zero2_worker`."""
+    with tempfile.TemporaryDirectory(prefix="diffdis-gpu-check-zero2-") as out:
+        try:
+            trainer = make_trainer(args, device, Path(out), checkpointing=False, deepspeed="zero2")
+            result, rank = time_training(trainer, args, flops=False), trainer.rank
+            import deepspeed  # loaded by the trainer already
+
+            result["deepspeed"] = deepspeed.__version__
+        except Exception as err:  # noqa: BLE001  (the parent reports it as this case's error)
+            result, rank = failure(err), int(os.environ.get("RANK", "0"))
+        if rank == 0:
+            Path(args.zero2_worker).write_text(json.dumps(result))
+
+
+def zero2_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Relaunch this script under torchrun as the ZeRO-2 worker; its numbers, or why there are none."""
+    out = work / "zero2.json"
+    forwarded = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+                 "--data", args.data, "--vae", args.vae, "--zero2-worker", str(out)]  # fmt: skip
+    forwarded += ["--tiny"] * args.tiny + ["--allow-cpu"] * args.allow_cpu
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+               str(Path(__file__).resolve()), *forwarded]  # fmt: skip
+    # its own process group, so that a hung worker (torchrun's child) is killed with torchrun
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, err = process.communicate(timeout=args.case_timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return {"error": f"the ZeRO-2 process took more than --case-timeout {args.case_timeout} s and was killed"}
+    if not out.is_file():
+        lines = [line for line in err.splitlines() if line.strip() and "WARNING" not in line]
+        return {"error": f"the ZeRO-2 process exited with {process.returncode}: " + " | ".join(lines[-3:])[-600:]}
+    return json.loads(out.read_text())
+
+
+def failure(err: BaseException) -> dict[str, str]:
+    stderr(f"gpu_check: {type(err).__name__}: {err}")
+    return {"error": f"{type(err).__name__}: {err}"[:600]}
+
+
+# ---- inference -------------------------------------------------------------------------------------------------
+def time_call(device: torch.device, fn) -> tuple[float, Any]:
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - start, out
+
+
+def inference_speed(pipe, args: argparse.Namespace) -> dict[str, Any]:
+    """Generate and classify throughput of `pipe` in bf16 (each timed once, after a short warm-up call)."""
+    pipe.model.eval()
+    pipe.text_encoder.eval()
+    pipe.to(dtype=torch.bfloat16)
+    device, result = pipe.device, {}
+    prompts = [f"a photo of a {CIFAR10[i % 10]}" for i in range(args.generate_batch)]
+    images = None
+    try:
+        pipe.generate(prompts, num_inference_steps=2, scheduler="dpm++", guidance_scale=7.5)
+        seconds, images = time_call(
+            device, lambda: pipe.generate(prompts, num_inference_steps=25, scheduler="dpm++", guidance_scale=7.5)
+        )
+        result["generate"] = {"images_per_s": len(images) / seconds, "seconds": seconds, "batch": len(images), "steps": 25,
+                              "scheduler": "dpm++", "guidance_scale": 7.5, "size": images[0].size[0]}  # fmt: skip
+    except Exception as err:  # noqa: BLE001  (a report, not a crash)
+        result["generate"] = failure(err)
+    try:
+        from PIL import Image
+
+        size = pipe.config.image_size
+        images = images or [Image.new("RGB", (size, size), (120, 60, 200))]
+        batch = [images[i % len(images)] for i in range(args.classify_images)]
+        pipe.classify(batch, CIFAR10, num_inference_steps=1, scheduler="ddim")
+        seconds, _ = time_call(device, lambda: pipe.classify(batch, CIFAR10, num_inference_steps=5, scheduler="ddim"))
+        result["classify"] = {"images_per_s": len(batch) / seconds, "seconds": seconds, "images": len(batch), "steps": 5,
+                              "scheduler": "ddim", "labels": len(CIFAR10)}  # fmt: skip
+    except Exception as err:  # noqa: BLE001
+        result["classify"] = failure(err)
+    return result
+
+
+# ---- the report ------------------------------------------------------------------------------------------------
+def train_case(args: argparse.Namespace, device: torch.device, work: Path, name: str) -> tuple[dict[str, Any], Any]:
+    """One plain case's numbers, and (case (a) only) its model; the trainer dies with this frame."""
+    trainer = make_trainer(args, device, work / name, checkpointing=name == "plain_checkpointing")
+    result = time_training(trainer, args, flops=name == "plain")
+    return result, trainer.pipe if name == "plain" else None
+
+
+def plain_cases(args: argparse.Namespace, device: torch.device, work: Path) -> dict[str, Any]:
+    """Cases (a) and (b), and inference on (a)'s model; FLOPs counted in (a)."""
+    train: dict[str, Any] = {}
+    report: dict[str, Any] = {"train": train}
+    for name in ("plain", "plain_checkpointing"):
+        pipe = None
+        try:
+            train[name], pipe = train_case(args, device, work, name)
+        except Exception as err:  # noqa: BLE001  (one case fails, the report still comes)
+            train[name] = failure(err)
+        for key in ("model_tflops_per_step", "vae_encode_tflops_per_step"):
+            if key in train[name]:
+                report[key] = train[name].pop(key)
+        free_memory()  # the optimiser state and activations go; case (a)'s model stays for inference
+        if pipe is not None:
+            try:
+                report.update(inference_speed(pipe, args))
+            except Exception as err:  # noqa: BLE001
+                report["generate"] = report["classify"] = failure(err)
+            del pipe
+            free_memory()
+    return report
+
+
+def add_mfu(report: dict[str, Any]) -> None:
+    flops, peak = report.get("model_tflops_per_step"), report.get("peak_tflops")
+    for case in report["train"].values():
+        if "s_per_step" in case:
+            case["mfu"] = flops / case["s_per_step"] / peak if flops and peak else None
+
+
+def measure(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    import diffusers
+
+    started = time.perf_counter()
+    peak, source = peak_tflops(device, args.peak_tflops)
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__, "diffusers": diffusers.__version__, "geometry": "tiny" if args.tiny else "sd15 512x512",
+        "weights": "random (UNet, text encoder and AutoencoderKL): a speed check, not a quality check",
+        "precision": "bf16", "batch_size": args.batch_size, "timed_steps": args.steps,
+        "peak_tflops": peak, "peak_tflops_source": source,
+        "peak_memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "the process's peak RSS",
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="diffdis-gpu-check-") as tmp:
+        work = Path(tmp)
+        try:
+            args.vae = args.vae or random_vae(geometry(args.tiny)[1], work / "vae")
+        except Exception as err:  # noqa: BLE001  (no autoencoder, no case: say why)
+            return {**report, **failure(err), "seconds": time.perf_counter() - started}
+        report.update(plain_cases(args, device, work))
+        report["train"]["zero2"] = zero2_case(args, work)
+    add_mfu(report)
+    for task in ("generate", "classify"):
+        report[f"{task}_images_per_s"] = report.get(task, {}).get("images_per_s")
+    report["seconds"] = time.perf_counter() - started
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not torch.cuda.is_available() and not args.allow_cpu:
+        print(NO_GPU)
+        return 0
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.zero2_worker:
+        zero2_worker(args, device)
+        return 0
+    print(json.dumps(measure(args, device)), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -204,6 +204,8 @@ def _map_style(data, *, image_size, batch_size, rank, world_size, seed, num_work
     if state is not None and "step" not in state:
         raise DiffDisError(f"the saved data state is a stream's, but {data} is read map-style; resume with the data it was saved with")
     dataset = check_rows(load_captioned(data, image_column, caption_column), bad_rows, log)
+    if batch_size > len(dataset):
+        raise DiffDisError(f"batch size {batch_size} exceeds the {len(dataset)} rows of {data}")
     batches = StepBatches(dataset, image_size, batch_size, rank, world_size, seed)
 
     def make_loader(saved: dict):

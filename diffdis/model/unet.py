@@ -5,21 +5,35 @@
   timestep 0 [ours]; every SD transformer there is paired with a `DualStreamBlock` that carries the text
   query; then the query transformer reads [text token; middle-block image tokens] and a linear predictor
   gives the clean query e0_hat. The up path is never run.
+
+Gradient checkpointing covers both: diffusers' own flag for `predict_noise`, and `predict_query` (which calls
+the UNet's resnets by hand, out of diffusers' reach) routes each resnet, fusion block and query-transformer
+block through `torch.utils.checkpoint`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from diffdis.config import ModelConfig
 from diffdis.errors import DiffDisError
 from diffdis.model.dual_stream import DualStreamBlock
+
+
+def _call(fn: Callable, *args):
+    return fn(*args)
+
+
+_checkpointed = partial(checkpoint, use_reentrant=False)  # recompute fn(*args) in backward instead of storing
 
 
 class QueryTransformer(nn.Module):
@@ -37,12 +51,12 @@ class QueryTransformer(nn.Module):
         self.norm_out = nn.LayerNorm(width)
         self.predictor = nn.Linear(width, query_dim)
 
-    def forward(self, query_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        # query_input (B, d); image (B, C, H, W) -> e0_hat (B, d)
+    def forward(self, query_input: torch.Tensor, image: torch.Tensor, run: Callable = _call) -> torch.Tensor:
+        # query_input (B, d); image (B, C, H, W) -> e0_hat (B, d). `run(block, x)` calls a block (or checkpoints it).
         image_tokens = self.image_in(image.flatten(2).transpose(1, 2))  # (B, HW, W)
         tokens = torch.cat([self.query_in(query_input)[:, None], image_tokens], dim=1)  # (B, 1+HW, W)
         for block in self.blocks:
-            tokens = block(tokens)
+            tokens = run(block, tokens)
         return self.predictor(self.norm_out(tokens[:, 0]))
 
 
@@ -105,6 +119,23 @@ class DiffDisModel(nn.Module):
         if self.unet.mid_block is None:
             raise DiffDisError("the UNet needs a middle block: the query transformer reads its output")
         self.discriminator = DiscriminativeBranch(config, self.unet)
+        self.gradient_checkpointing = False
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Keep fewer activations and recompute them in backward, in both passes (same outputs and gradients)."""
+        self.unet.enable_gradient_checkpointing()  # predict_noise: diffusers' own, whenever grad is on
+        self.gradient_checkpointing = True  # predict_query: see `_runner`
+
+    def disable_gradient_checkpointing(self) -> None:
+        self.unet.disable_gradient_checkpointing()
+        self.gradient_checkpointing = False
+
+    def _runner(self, recording: bool) -> Callable:
+        """How predict_query calls each resnet, fusion block and query-transformer block: `run(fn, *args)`,
+        through activation checkpointing when it is on, in training, with grad and not recording a cache."""
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled() and not recording:
+            return _checkpointed
+        return _call
 
     def logit_scale(self) -> torch.Tensor:
         return self.discriminator.logit_scale()
@@ -134,29 +165,30 @@ class DiffDisModel(nn.Module):
         query_temb = self._query_time_embedding(timesteps, noisy_query)
         hidden_query = torch.zeros_like(noisy_query)  # h_e before the first block
         record = cache is not None and self.config.fusion == "one-way"
+        run = self._runner(record)
 
         h = unet.conv_in(latents)
         for i, block in enumerate(unet.down_blocks):
             attentions = getattr(block, "attentions", None)
             for j, resnet in enumerate(block.resnets):
-                h = resnet(h, image_temb)
+                h = run(resnet, h, image_temb)
                 if attentions is not None:
                     u = hidden_query + noisy_query + query_temb
                     key = f"down_{i}_{j}"
                     seen = cache.setdefault(key, []) if record else None
-                    h, hidden_query = branch.fusion[key](attentions[j], h, u, condition, seen)
+                    h, hidden_query = run(branch.fusion[key], attentions[j], h, u, condition, seen)
             for downsampler in block.downsamplers or []:
                 h = downsampler(h)
         mid = unet.mid_block
-        h = mid.resnets[0](h, image_temb)
+        h = run(mid.resnets[0], h, image_temb)
         for j, (attn, resnet) in enumerate(zip(mid.attentions, mid.resnets[1:])):
             u = hidden_query + noisy_query + query_temb
             seen = cache.setdefault(f"mid_{j}", []) if record else None
-            h, hidden_query = branch.fusion[f"mid_{j}"](attn, h, u, condition, seen)
-            h = resnet(h, image_temb)
+            h, hidden_query = run(branch.fusion[f"mid_{j}"], attn, h, u, condition, seen)
+            h = run(resnet, h, image_temb)
         if record:
             cache["mid_out"] = h
-        return branch.query_transformer(hidden_query + noisy_query + query_temb, h)
+        return branch.query_transformer(hidden_query + noisy_query + query_temb, h, run)
 
     def _query_time_embedding(self, timesteps: torch.Tensor, noisy_query: torch.Tensor) -> torch.Tensor:
         """(B, d): the text stream's own timestep embedding Embed(t_e)."""
