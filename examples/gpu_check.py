@@ -22,13 +22,14 @@ is read from disk but what the script writes.
   `--generate-batch`; classification: images/s, 5 DDIM query steps, `--classify-images` images against the
   10 CIFAR-10 labels. Both use case (a)'s model after its few steps, cast to bf16.
 
-ZeRO-2 runs in its own process under `torchrun --nproc_per_node 1` (this script, relaunched with
-`--zero2-worker`): that is how a user launches DeepSpeed, its peak memory is not mixed with the plain cases',
-and a crash or hang there (after `--case-timeout` seconds) becomes that case's "error" while the rest of the
-report still prints. Any case that fails records an "error" string instead of its numbers.
+ZeRO-2 runs in a process of its own: this script relaunched with `--zero2-worker` and RANK=0, WORLD_SIZE=1
+(what `torchrun --nproc_per_node 1` would set; without torchrun's agent, killing the one process ends the
+case, where a killed agent leaves its worker waiting on the agent's store). So its peak memory is not mixed
+with the plain cases', and a crash or hang there (past `--case-timeout` seconds) becomes that case's "error"
+while the rest of the report still prints. Any case that fails records an "error" string instead of its numbers.
 
 Without a CUDA GPU it prints one line and exits 0. `--allow-cpu --tiny` runs the same code on the CPU at a toy
-geometry (a random 16x16 AutoencoderKL, a micro UNet, 2 steps): the test of this script.
+geometry (a random 16x16 AutoencoderKL, a micro UNet, a step or two): the test of this script.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import gc
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -204,7 +206,7 @@ def time_training(trainer, args: argparse.Namespace, flops: bool) -> dict[str, A
 
 
 def zero2_worker(args: argparse.Namespace, device: torch.device) -> None:
-    """Case (c), run under torchrun: rank 0 writes its numbers, or its error, to `args.zero2_worker`."""
+    """Case (c), in its own process: rank 0 writes its numbers, or its error, to `args.zero2_worker`."""
     with tempfile.TemporaryDirectory(prefix="diffdis-gpu-check-zero2-") as out:
         try:
             trainer = make_trainer(args, device, Path(out), checkpointing=False, deepspeed="zero2")
@@ -218,26 +220,40 @@ def zero2_worker(args: argparse.Namespace, device: torch.device) -> None:
             Path(args.zero2_worker).write_text(json.dumps(result))
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def zero2_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Relaunch this script under torchrun as the ZeRO-2 worker; its numbers, or why there are none."""
-    out = work / "zero2.json"
-    forwarded = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
-                 "--data", args.data, "--vae", args.vae, "--zero2-worker", str(out)]  # fmt: skip
-    forwarded += ["--tiny"] * args.tiny + ["--allow-cpu"] * args.allow_cpu
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-               str(Path(__file__).resolve()), *forwarded]  # fmt: skip
-    # its own process group, so that a hung worker (torchrun's child) is killed with torchrun
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        _, err = process.communicate(timeout=args.case_timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        return {"error": f"the ZeRO-2 process took more than --case-timeout {args.case_timeout} s and was killed"}
+    """This script relaunched as the ZeRO-2 worker, a world of one; its numbers, or why there are none."""
+    out, log = work / "zero2.json", work / "zero2.log"
+    command = [sys.executable, str(Path(__file__).resolve()), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--data", args.data, "--vae", args.vae, "--zero2-worker", str(out)]  # fmt: skip
+    command += ["--tiny"] * args.tiny + ["--allow-cpu"] * args.allow_cpu
+    world = {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }
+    # output to a file and a process group of its own: a hung worker is killed whole and blocks nothing
+    with open(log, "w") as sink:
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **world}, start_new_session=True
+        )
+        try:
+            process.wait(timeout=args.case_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return {"error": f"the ZeRO-2 process took more than --case-timeout {args.case_timeout} s and was killed"}
     if not out.is_file():
-        lines = [line for line in err.splitlines() if line.strip() and "WARNING" not in line]
+        lines = [
+            line for line in log.read_text(errors="replace").splitlines() if line.strip() and "WARNING" not in line
+        ]
         return {"error": f"the ZeRO-2 process exited with {process.returncode}: " + " | ".join(lines[-3:])[-600:]}
     return json.loads(out.read_text())
 
