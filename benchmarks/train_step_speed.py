@@ -17,8 +17,15 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from diffdis.config import TrainConfig, preset
-from diffdis.train import loop
+from diffdis.train import backends
 from diffdis.train.loop import Trainer
+
+
+def one_step(trainer: Trainer, stream, step: int) -> None:
+    """What TrainingLoop.run does per step: batch, forward/backward, optimiser, EMA."""
+    trainer.train_step(next(stream), step)
+    trainer.backend.step()
+    trainer.ema.step(trainer.params)
 
 
 def main() -> None:
@@ -34,7 +41,7 @@ def main() -> None:
     cfg = TrainConfig(data="world:2000", output_dir=args.output_dir, preset=args.preset, batch_size=args.batch_size,
                       max_steps=1000, ema_decay=0.999, mixed_precision=args.mixed_precision)  # fmt: skip
     trainer = Trainer(cfg, preset(args.preset), log=lambda s: None)
-    fast_opt, fast_ema = trainer.optimizer, trainer.ema
+    fast_opt, fast_ema = trainer.backend.optimizer, trainer.ema
     c = cfg
     plain_opt = torch.optim.AdamW(trainer.params, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2), weight_decay=c.weight_decay)
     plain_ema = EMAModel(trainer.params, decay=c.ema_decay)
@@ -43,19 +50,20 @@ def main() -> None:
         "math": (True, plain_opt, plain_ema),
         "math+fused+foreach": (True, fast_opt, fast_ema),
     }
-    math_kernel = loop.training_attention
+    math_kernel = backends.training_attention
+    stream = trainer.batches()
     for step in range(3):
-        trainer.train_step(step)  # warm-up
+        one_step(trainer, stream, step)  # warm-up
     results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, (math, optimizer, ema) in variants.items():
-            loop.training_attention = math_kernel if math else (lambda device: contextlib.nullcontext())
-            trainer.optimizer, trainer.lr_scheduler.optimizer, trainer.ema = optimizer, optimizer, ema
+            backends.training_attention = math_kernel if math else (lambda device: contextlib.nullcontext())
+            trainer.backend.optimizer, trainer.backend.lr_scheduler.optimizer, trainer.ema = optimizer, optimizer, ema
             for step in range(args.steps):
                 start = time.perf_counter()
-                trainer.train_step(step)
+                one_step(trainer, stream, step)
                 results[name].append(time.perf_counter() - start)
-    loop.training_attention = math_kernel
+    backends.training_attention = math_kernel
     print(f"{args.preset}, batch {args.batch_size}, {args.mixed_precision}, {torch.get_num_threads()} threads, "
           f"{args.rounds} rounds x {args.steps} steps each")
     base = sorted(results["flash"])[len(results["flash"]) // 2]
