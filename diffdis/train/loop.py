@@ -73,7 +73,7 @@ class Trainer(TrainingLoop):
         c = self.cfg
         from diffdis.data.cache import is_cache
 
-        self.cache = None
+        self.cache, self.data = None, None
         if is_cache(c.data):
             from diffdis.data.cache import CachedRows
 
@@ -90,7 +90,7 @@ class Trainer(TrainingLoop):
             if pipe.config.text_encoder_trainable:
                 raise DiffDisError(f"{c.data} is a frozen-encoder cache: it needs a frozen text encoder (drop --train-text-encoder)")
             check_cache(c.data, pipe)
-        if not hasattr(self, "data"):
+        if self.data is None:  # a from-scratch model opened it already, for its tokenizer's captions
             self.data = self._open_data(pipe.config.image_size, data_state)
         if c.gradient_checkpointing:
             pipe.model.enable_gradient_checkpointing()
