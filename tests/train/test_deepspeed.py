@@ -95,6 +95,12 @@ def test_zero3_resume_continues_the_curve_and_exports(shapes_dir, tmp_path, sing
     assert scores.shape == (1, 2)
 
 
+def test_accumulation_across_ranks_follows_the_single_process_curve(shapes_dir, tmp_path, single_process_curve):
+    """2 ranks x 2 micro-batches of 2 rows: InfoNCE still over the 8 rows of the global batch."""
+    result = torchrun(shapes_dir, tmp_path / "k2", "zero2", 3, gradient_accumulation_steps=2)
+    assert result["curve"] == pytest.approx(single_process_curve[:3], rel=RTOL)
+
+
 def test_bf16_keeps_an_fp32_ema_that_moves(shapes_dir, tmp_path):
     """DeepSpeed casts the weights to bf16; the EMA stays fp32 (built before the cast), so it takes updates
     a bf16 shadow would round away, and the saved model holds it."""
