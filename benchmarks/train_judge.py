@@ -19,7 +19,8 @@ import torch
 
 from diffdis.data.digits import make_digits
 from diffdis.data.world import make_world
-from diffdis.eval.judge import SHIPPED_DIR, judge_accuracy, read_labelled_folder, save_judge, train_judge
+from diffdis.eval.judge import SHIPPED_DIR, judge_accuracy, read_labelled_folder, save_judge
+from diffdis.train.judge import train_judge
 
 EVAL_SEED = 2026  # the same heldout images benchmarks/default_model.py scores DiffDis on
 

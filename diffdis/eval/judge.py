@@ -10,31 +10,31 @@ One "object" head covers everything a world or digits prompt can ask for: the 14
 objects + 4 shapes) and the 10 digit names, 24 classes, so a single call judges any prompt. The colour head
 has the 11 world colours; digits have no colour label (white on black), so they do not train it and its
 answer for a digit means nothing.
+
+This file is the network, its augmentation, scoring and the folder; it trains on the one training loop
+(`diffdis.train.judge`, run by benchmarks/train_judge.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from diffdis.data.digits import DIGIT_NAMES, make_digits
+from diffdis.data.digits import DIGIT_NAMES
 from diffdis.data.transforms import image_to_tensor
-from diffdis.data.world import COLOURS, THINGS, make_world
+from diffdis.data.world import COLOURS, THINGS
 from diffdis.errors import DiffDisError
 
 SHIPPED_DIR = Path(__file__).parent / "judge_weights"  # not judge/: a folder named like judge.py confuses type checkers
-JUDGE_WORLD_SEED = 1234  # train split; the heldout split uses seed + 1. DiffDis's default model uses seed 0
 IGNORE = -100  # cross_entropy's ignore_index: the colour of a digit
 
 
@@ -162,88 +162,7 @@ def augment(pixels: Tensor, generator: torch.Generator, max_shift: int = 3, max_
     return (out + noise).clamp(-1, 1)
 
 
-# ---- training ---------------------------------------------------------------------------------------------
-
-
-def fit(
-    judge: Judge,
-    pixels: Tensor,
-    object_targets: Tensor,
-    colour_targets: Tensor,
-    epochs: int = 5,
-    batch_size: int = 128,
-    learning_rate: float = 3e-3,
-    seed: int = 0,
-    log: Callable[[str], None] | None = None,
-) -> Judge:
-    """Train both heads with one summed cross-entropy, AdamW and a one-cycle learning rate."""
-    generator = torch.Generator().manual_seed(seed)
-    steps_per_epoch = max(1, -(-len(pixels) // batch_size))
-    optimizer = torch.optim.AdamW(judge.parameters(), lr=learning_rate, weight_decay=5e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=epochs * steps_per_epoch)
-    judge.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(pixels), generator=generator)
-        total, count = 0.0, 0
-        for start in range(0, len(pixels), batch_size):
-            index = order[start : start + batch_size]
-            object_logits, colour_logits = judge(augment(pixels[index], generator))
-            loss = F.cross_entropy(object_logits, object_targets[index])
-            if (colour_targets[index] != IGNORE).any():
-                loss = loss + F.cross_entropy(colour_logits, colour_targets[index], ignore_index=IGNORE)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total, count = total + loss.item() * len(index), count + len(index)
-        if log is not None:
-            log(f"judge epoch {epoch + 1}/{epochs} loss {total / count:.4f}")
-    return judge.eval()
-
-
-def training_data(
-    out_dir: Path, world_images: int, heldout_images: int, world_seed: int = JUDGE_WORLD_SEED,
-    digits_limit: int | None = None,
-) -> tuple[list[Image.Image], list[dict]]:  # fmt: skip
-    """The judge's own training images: world train and heldout splits (its own seeds), digits train split."""
-    out_dir = Path(out_dir)
-    folders = [make_world(out_dir / "world", world_images, seed=world_seed, split="train")]
-    if heldout_images:
-        folders.append(make_world(out_dir / "heldout", heldout_images, seed=world_seed + 1, split="heldout"))
-    folders.append(make_digits(out_dir / "digits", "train", limit=digits_limit))
-    images: list[Image.Image] = []
-    rows: list[dict] = []
-    for folder in folders:
-        more_images, more_rows = read_labelled_folder(folder)
-        images.extend(more_images)
-        rows.extend(more_rows)
-    return images, rows
-
-
-def train_judge(
-    world_images: int = 10000,
-    heldout_images: int = 2000,
-    digits_limit: int | None = None,
-    digits_repeat: int = 2,
-    world_seed: int = JUDGE_WORLD_SEED,
-    config: JudgeConfig | None = None,
-    seed: int = 0,
-    log: Callable[[str], None] | None = None,
-    **fit_args,
-) -> Judge:
-    """A judge trained from scratch; the same arguments give the same weights on the same machine.
-    The few digits (1,438 train images) are repeated `digits_repeat` times per epoch so they are not drowned."""
-    config = config or JudgeConfig()
-    with tempfile.TemporaryDirectory(prefix="diffdis-judge-") as tmp:
-        images, rows = training_data(Path(tmp), world_images, heldout_images, world_seed, digits_limit)
-    repeat = [digits_repeat if "label_name" in row else 1 for row in rows]
-    pixels = torch.stack([image_to_tensor(im, config.image_size) for im in images])
-    object_targets, colour_targets = targets_for(rows, config)
-    index = torch.from_numpy(np.repeat(np.arange(len(rows)), repeat))
-    with torch.random.fork_rng(devices=[]):  # the weight init is seeded without touching the caller's RNG
-        torch.manual_seed(seed)
-        judge = Judge(config)
-    return fit(judge, pixels[index], object_targets[index], colour_targets[index], seed=seed, log=log, **fit_args)
+# ---- scoring ----------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The one training loop of diffdis: DiffDis, the autoencoder and the CLIP baseline, plain or under DeepSpeed.
+"""The one training loop of diffdis, plain or under DeepSpeed: DiffDis, the autoencoder, the CLIP baseline, the judge.
 
 A subclass says what trains and how: `build` (the modules, fresh or from a checkpoint's model folder, and
 the batches), `trained_modules`, `parameter_groups`, `train_step` (forward and backward of one global batch through
@@ -23,7 +23,7 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from diffdis.errors import DiffDisError
-from diffdis.train.backends import PlainBackend, TrainedModules, mixed_precision_for
+from diffdis.train.backends import PlainBackend, TrainedModules, fused_adamw, lr_schedule, mixed_precision_for
 from diffdis.train.checkpoint import find_checkpoint, read_step, save_checkpoint
 from diffdis.train.reporting import Reporter, peak_memory_gib
 
@@ -95,7 +95,8 @@ class TrainingLoop:
             self.device = self.backend.device
         else:
             self.trained.to(self.device)
-            self.backend = PlainBackend(self.trained, self.parameter_groups(), loop, self.device, self.mixed_precision)
+            self.backend = PlainBackend(self.trained, self.parameter_groups(), loop, self.device, self.mixed_precision,
+                                        self.make_optimizer, self.make_lr_scheduler)  # fmt: skip
         self.move_frozen(self.device)
         if self.ema is not None:
             self.ema.to(self.device)
@@ -114,6 +115,14 @@ class TrainingLoop:
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         return [{"params": self.params}]
+
+    def make_optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+        """The plain loop's optimiser over `groups` (DeepSpeed builds its own from its config)."""
+        return fused_adamw(groups, self.loop, self.device)
+
+    def make_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """The plain loop's LR schedule, stepped once per optimiser step (DeepSpeed takes diffusers' by name)."""
+        return lr_schedule(self.loop)(optimizer)
 
     def move_frozen(self, device: torch.device) -> None:
         """Move what does not train (a VAE, a frozen text encoder) beside the trained modules."""

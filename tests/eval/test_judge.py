@@ -16,8 +16,8 @@ from diffdis.eval.judge import (
     load_judge,
     read_labelled_folder,
     save_judge,
-    train_judge,
 )
+from diffdis.train.judge import train_judge
 
 SMALL = JudgeConfig(widths=[8, 16])
 
