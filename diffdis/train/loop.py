@@ -160,6 +160,8 @@ class Trainer(TrainingLoop):
         if not self.pipe.config.text_encoder_trainable:
             self.pipe.text_encoder.to(device)
         self.null_ids = self.pipe.token_ids([""]).to(device)
+        if self.cache is not None:  # the empty caption's c, read once: the cache stands in for the text encoder
+            self.null_condition = self.cache.null_condition()[0].to(device)
 
     def model_problem(self, checkpoint: Path) -> str | None:
         return diffdis_model_problem(checkpoint)
@@ -171,10 +173,9 @@ class Trainer(TrainingLoop):
         if self.cache is not None:
             from diffdis.data.cache import sample_latents
 
-            null_condition, _ = self.cache.null_condition()
             latents = sample_latents(batch["latent_mean"], batch["latent_std"], self.pipe.autoencoder.scaling_factor,
                                      posterior_generator(generator, offset))  # fmt: skip
-            text = TextInputs(condition=batch["condition"].to(device), query=batch["query"].to(device), null_condition=null_condition.to(device))
+            text = TextInputs(condition=batch["condition"].to(device), query=batch["query"].to(device), null_condition=self.null_condition)
             return text, latents.to(device, dtype)
         images = batch["pixels"].to(device, dtype, non_blocking=True)
         # the frozen VAE in bf16 too when the step is: ~20% of an SD step's FLOPs at 512^2 (examples/gpu_check.py)
@@ -201,12 +202,13 @@ class Trainer(TrainingLoop):
             return self.backend.forward(run, text, latents, noise, settings)
 
         logs = accumulate(forward, self.backend.backward, text, latents, noise, self.settings, self.cfg.gradient_accumulation_steps)
-        if self.world_size > 1:  # log the global-batch means, as one process would
+        logs["bad_rows"] = float(batch.get("bad", 0))
+        if self.world_size > 1:  # log the global-batch means, as one process would (bad rows: the sum)
             names = sorted(logs)
             values = torch.tensor([logs[k] for k in names], dtype=torch.float64)
             dist.all_reduce(values)
             logs = dict(zip(names, (values / self.world_size).tolist()))
-        logs["bad_rows"] = float(batch.get("bad", 0))
+            logs["bad_rows"] *= self.world_size
         return logs
 
     # ---- output -------------------------------------------------------------------------------------------
