@@ -48,18 +48,47 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
     return out
 
 
-class StepBatches(torch.utils.data.Dataset):
-    """Item `step`: this rank's share of the global batch at that step, decoded (runs on a DataLoader worker)."""
+class DecodedRows:
+    """Random access to a captioned `datasets.Dataset`: rows -> {"pixels", "text"}, decoded and resized."""
 
-    def __init__(self, dataset, image_size: int, batch_size: int, rank: int, world_size: int, seed: int):
-        self.dataset, self.image_size, self.batch_size, self.seed = dataset, image_size, batch_size, seed
+    def __init__(self, dataset, image_size: int):
+        self.dataset, self.image_size = dataset, image_size
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batch(self, indices: list[int]) -> dict:
+        rows = self.dataset[indices]
+        pixels = torch.stack([image_to_tensor(image, self.image_size) for image in rows["image"]])
+        return {"pixels": pixels, "text": [str(t or "") for t in rows["text"]]}
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item `step`: this rank's share of the global batch at that step, read from `rows` (anything with `len`
+    and `batch(indices)`: decoded images, or a frozen-encoder cache) on a DataLoader worker."""
+
+    def __init__(self, rows, batch_size: int, rank: int, world_size: int, seed: int):
+        self.rows, self.batch_size, self.seed = rows, batch_size, seed
         share = batch_size // world_size
         self.shard = slice(rank * share, (rank + 1) * share)
 
     def __getitem__(self, step: int) -> dict:
-        rows = self.dataset[batch_indices(step, len(self.dataset), self.batch_size, self.seed)[self.shard]]
-        pixels = torch.stack([image_to_tensor(image, self.image_size) for image in rows["image"]])
-        return {"pixels": pixels, "text": [str(t or "") for t in rows["text"]], "bad": 0, "seen": len(pixels)}
+        indices = batch_indices(step, len(self.rows), self.batch_size, self.seed)[self.shard]
+        return {**self.rows.batch(indices), "bad": 0, "seen": len(indices)}
+
+
+def _by_step(rows, what: str, *, batch_size: int, rank: int, world_size: int, seed: int, num_workers: int, pin_memory: bool,
+             start_step: int, state: dict | None, captions: Callable[[int], list[str]]) -> TrainingData:  # fmt: skip
+    """Map-style batches in the step order `batch_indices` fixes: resuming needs only the step."""
+    if batch_size > len(rows):
+        raise DiffDisError(f"batch size {batch_size} exceeds the {len(rows)} rows of {what}")
+    batches = StepBatches(rows, batch_size, rank, world_size, seed)
+
+    def make_loader(saved: dict):
+        return torch.utils.data.DataLoader(batches, sampler=_Steps(saved["step"]), **_loader_options(num_workers, pin_memory))
+
+    step = state["step"] if state is not None and "step" in state else start_step
+    return TrainingData(False, len(rows), make_loader, {"step": step}, {}, _BadRowCount(1.0, 0), captions)
 
 
 class _Steps(torch.utils.data.Sampler):
@@ -204,19 +233,13 @@ def _map_style(data, *, image_size, batch_size, rank, world_size, seed, num_work
     if state is not None and "step" not in state:
         raise DiffDisError(f"the saved data state is a stream's, but {data} is read map-style; resume with the data it was saved with")
     dataset = check_rows(load_captioned(data, image_column, caption_column), bad_rows, log)
-    if batch_size > len(dataset):
-        raise DiffDisError(f"batch size {batch_size} exceeds the {len(dataset)} rows of {data}")
-    batches = StepBatches(dataset, image_size, batch_size, rank, world_size, seed)
-
-    def make_loader(saved: dict):
-        return torch.utils.data.DataLoader(batches, sampler=_Steps(saved["step"]), **_loader_options(num_workers, pin_memory))
 
     def captions(n: int) -> list[str]:
         return [str(t or "") for t in dataset.select_columns(["text"])[: min(n, len(dataset))]["text"]]
 
-    step = state["step"] if state is not None else start_step
-    count = _BadRowCount(1.0, 0)
-    return TrainingData(False, len(dataset), make_loader, {"step": step}, {}, count, captions)
+    return _by_step(DecodedRows(dataset, image_size), data, batch_size=batch_size, rank=rank, world_size=world_size,
+                    seed=seed, num_workers=num_workers, pin_memory=pin_memory, start_step=start_step, state=state,
+                    captions=captions)  # fmt: skip
 
 
 def training_data(data: str, *, image_size: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
@@ -276,34 +299,15 @@ def one_pass_batches(data: str, *, image_size: int, batch_size: int, num_workers
         raise DiffDisError(f"{data} holds no usable row" + (f" (first: {count.first})" if count.first else ""))
 
 
-class CachedStepBatches(torch.utils.data.Dataset):
-    """Item `step`: this rank's rows of the global batch at that step, read from a frozen-encoder cache."""
-
-    def __init__(self, rows, batch_size: int, rank: int, world_size: int, seed: int):
-        self.rows, self.batch_size, self.seed = rows, batch_size, seed
-        share = batch_size // world_size
-        self.shard = slice(rank * share, (rank + 1) * share)
-
-    def __getitem__(self, step: int) -> dict:
-        indices = batch_indices(step, len(self.rows), self.batch_size, self.seed)[self.shard]
-        return {**self.rows.batch(indices), "bad": 0, "seen": len(indices)}
-
-
 def cached_training_data(rows, *, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0, num_workers: int = 0,
                          start_step: int = 0, state: dict | None = None, pin_memory: bool = False) -> TrainingData:  # fmt: skip
     """Batches of a frozen-encoder cache (`diffdis.data.cache.CachedRows`) in the map-style step order, so a
     resumed run continues exactly."""
     if batch_size % world_size:
         raise DiffDisError(f"the batch size {batch_size} does not divide among {world_size} processes; use a multiple of {world_size}")
-    if batch_size > len(rows):
-        raise DiffDisError(f"batch size {batch_size} exceeds the {len(rows)} rows of the cache")
-    batches = CachedStepBatches(rows, batch_size, rank, world_size, seed)
-
-    def make_loader(saved: dict):
-        return torch.utils.data.DataLoader(batches, sampler=_Steps(saved["step"]), **_loader_options(num_workers, pin_memory))
 
     def captions(n: int) -> list[str]:
         return list(rows.batch(list(range(min(n, len(rows)))))["text"])
 
-    step = state["step"] if state is not None and "step" in state else start_step
-    return TrainingData(False, len(rows), make_loader, {"step": step}, {}, _BadRowCount(1.0, 0), captions)
+    return _by_step(rows, "the cache", batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
+                    num_workers=num_workers, pin_memory=pin_memory, start_step=start_step, state=state, captions=captions)

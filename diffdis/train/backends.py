@@ -69,13 +69,13 @@ class PlainBackend:
     """AdamW over fp32 weights on one device; bf16 autocast as accelerate's mixed precision."""
 
     def __init__(self, modules: nn.Module, groups: list[dict[str, Any]], loop: Any, device: torch.device, mixed_precision: str,
-                 make_optimizer: Callable[[list[dict[str, Any]]], torch.optim.Optimizer] | None = None,
-                 make_lr_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None) -> None:  # fmt: skip
-        """`make_optimizer` / `make_lr_scheduler`: a trainer's own (default: fused AdamW, diffusers' schedule)."""
+                 make_optimizer: Callable[[list[dict[str, Any]]], torch.optim.Optimizer],
+                 make_lr_scheduler: Callable[[torch.optim.Optimizer], Any]) -> None:  # fmt: skip
+        """`make_optimizer` / `make_lr_scheduler`: the trainer's (`TrainingLoop.make_optimizer`, ...)."""
         self.modules, self.device, self.loop = modules, device, loop
         self.params = [p for group in groups for p in group["params"]]
-        self.optimizer = make_optimizer(groups) if make_optimizer else fused_adamw(groups, loop, device)
-        self.lr_scheduler = (make_lr_scheduler or lr_schedule(loop))(self.optimizer)
+        self.optimizer = make_optimizer(groups)
+        self.lr_scheduler = make_lr_scheduler(self.optimizer)
         self.compute_dtype = torch.float32  # autocast picks bf16 per op
         self.bf16 = mixed_precision == "bf16"
 
