@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,6 +136,26 @@ def _sd_schedule() -> dict[str, Any]:
 
 
 TEXT_POOLINGS = ("eot", "mean", "cls", "pooler")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+
+
+def check_schedule(schedule: Any, name: str) -> None:
+    """Refuse, in one line, a noise schedule that diffusers' DDPMScheduler would reject or misread."""
+    if not isinstance(schedule, dict):
+        raise UsageError(f"{name} must be a JSON object of DDPMScheduler settings, got {schedule!r}")
+    allowed = {"num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "steps_offset", "rescale_betas_zero_snr"}
+    unknown = sorted(set(schedule) - allowed)
+    if unknown:
+        raise UsageError(f"{name}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    steps = schedule.get("num_train_timesteps", 1000)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+        raise UsageError(f"{name}: num_train_timesteps must be an integer >= 2, got {steps!r}")
+    kind = schedule.get("beta_schedule", "linear")
+    if kind not in BETA_SCHEDULES:
+        raise UsageError(f"{name}: beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {kind!r}")
+    start, end = schedule.get("beta_start", 1e-4), schedule.get("beta_end", 0.02)
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (start, end)) or not 0 < start <= end < 1:
+        raise UsageError(f"{name}: need 0 < beta_start <= beta_end < 1, got {start!r}, {end!r}")
 
 
 @dataclass
@@ -155,7 +176,11 @@ class ModelConfig:
     patch_size: int = 1  # pixel space: fold p x p patches into channels, the UNet runs at image_size / p [ours]
     query_transformer_width: int = 256
     query_transformer_head_dim: int = 64
-    query_scale: float = 1.0  # gamma in e_t = gamma*sqrt(abar)*e0 + sqrt(1-abar)*eps [ours]
+    # gamma in e_t = gamma*sqrt(abar)*e0 + sqrt(1-abar)*eps: a number, or "sqrt-d" (unit variance per dimension,
+    # as image latents have; follows d when a pretrained text encoder sets it) [ours]
+    query_scale: float | str = 1.0
+    # the text query's own noise schedule (diffusers DDPMScheduler kwargs); None: the image's `schedule` [ours]
+    query_schedule: dict[str, Any] | None = None
     disc_condition: str = "null_text"  # c in discrimination mode: "null_text" (empty caption) | "skip" [ours]
     logit_scale_init: float = 1 / 0.07  # InfoNCE temperature, learnable [ours]
     logit_scale_max: float = 100.0
@@ -171,8 +196,12 @@ class ModelConfig:
             raise UsageError(f"fusion must be 'joint' or 'one-way', got {self.fusion!r}")
         if self.disc_condition not in ("null_text", "skip"):
             raise UsageError(f"disc_condition must be 'null_text' or 'skip', got {self.disc_condition!r}")
-        if not 0.0 < self.query_scale <= 1.0:
-            raise UsageError(f"query_scale (gamma) must be in (0, 1], got {self.query_scale}")
+        if self.query_scale != "sqrt-d":
+            number = isinstance(self.query_scale, (int, float)) and not isinstance(self.query_scale, bool)
+            if not (number and math.isfinite(self.query_scale) and self.query_scale > 0):
+                raise UsageError(f"query_scale (gamma) must be a positive number or 'sqrt-d', got {self.query_scale!r}")
+        if self.query_schedule is not None:
+            check_schedule(self.query_schedule, "query_schedule")
         if self.patch_size < 1 or self.image_size % self.patch_size:
             raise UsageError(f"patch_size must be a positive divisor of image_size {self.image_size}, got {self.patch_size}")
         if self.patch_size > 1 and self.vae is not None:
@@ -184,6 +213,16 @@ class ModelConfig:
     def query_dim(self) -> int:
         """d: width of the text query e (the text encoder's hidden size)."""
         return int(self.text_encoder["hidden_size"])
+
+    @property
+    def gamma(self) -> float:
+        """The query scale as a number."""
+        return math.sqrt(self.query_dim) if self.query_scale == "sqrt-d" else float(self.query_scale)
+
+    @property
+    def query_noise_schedule(self) -> dict[str, Any]:
+        """The schedule that noises the text query: its own, or the image's."""
+        return self.schedule if self.query_schedule is None else self.query_schedule
 
     @property
     def latent_size(self) -> int:
@@ -342,6 +381,39 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     else:
         raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}, or a model_config.json file")
     return cfg
+
+
+NAMED_QUERY_SCHEDULES: dict[str, dict[str, Any] | None] = {
+    "image": None,  # share the image's schedule (the paper)
+    "linear": _pixel_schedule(),
+    "scaled-linear": _sd_schedule(),
+    "cosine": {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"},
+}
+
+
+def parse_query_schedule(text: str) -> dict[str, Any] | None:
+    """`--query-schedule`: a name (image, linear, scaled-linear, cosine) or a JSON object of DDPMScheduler kwargs."""
+    if text in NAMED_QUERY_SCHEDULES:
+        return NAMED_QUERY_SCHEDULES[text]
+    try:
+        schedule = json.loads(text)
+    except json.JSONDecodeError:
+        raise UsageError(f"--query-schedule must be one of {', '.join(NAMED_QUERY_SCHEDULES)} or a JSON object, got {text!r}") from None
+    check_schedule(schedule, "--query-schedule")
+    return schedule
+
+
+def parse_query_scale(text: str) -> float | str:
+    """`--query-scale`: a positive number, or "sqrt-d" for unit variance per dimension (gamma = sqrt(d))."""
+    if text == "sqrt-d":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--query-scale must be a positive number or 'sqrt-d', got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--query-scale must be a positive number or 'sqrt-d', got {text!r}")
+    return value
 
 
 def to_json(cfg: Any) -> str:

@@ -206,9 +206,9 @@ class DiffDisPipeline(Components):
             if scale != 1.0:
                 pred_img, pred_null = pred.chunk(2)
                 pred = pred_null + scale * (pred_img - pred_null)
-            return (cfg.query_scale * F.normalize(pred, dim=-1)).to(x.dtype)  # x0 = gamma * e0
+            return (cfg.gamma * F.normalize(pred, dim=-1)).to(x.dtype)  # x0 = gamma * e0
 
-        sampler = make_scheduler(scheduler or self.inference.query_scheduler, cfg.schedule)
+        sampler = make_scheduler(scheduler or self.inference.query_scheduler, cfg.query_noise_schedule)
         x0 = sample(denoise, noise.to(self.device, torch.float32), sampler, steps, "sample", generator)  # fp32 state
         return F.normalize(x0.float(), dim=-1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -33,7 +34,12 @@ def train(
     caption_column: str = typer.Option("text", "--caption-column"),
     bad_rows: str = typer.Option("error", "--bad-rows", help="Rows without a caption or a readable image: error | skip."),
     fusion: str = typer.Option("joint", "--fusion", help="joint (the paper) | one-way (cacheable image stream)."),
-    query_scale: float = typer.Option(1.0, "--query-scale", help="gamma: scale of the unit-norm text query."),
+    query_scale: str | None = typer.Option(
+        None, "--query-scale", help="gamma: scale of the unit-norm text query, a number or sqrt-d (unit variance per dimension). Default: the preset's."
+    ),
+    query_schedule: str | None = typer.Option(
+        None, "--query-schedule", help="The text query's noise schedule: image (shared, the paper) | linear | scaled-linear | cosine | a JSON object."
+    ),
     loss_alignment_weight: float = typer.Option(1.0, "--lambda", help="Weight of L_ITA in L_IG + lambda * L_ITA."),
     tasks: str = typer.Option("both", "--tasks", help="both (DiffDis) | gen | disc (single-task baselines)."),
     snr_gamma: float | None = typer.Option(None, "--snr-gamma", help="Min-SNR-gamma weighting of L_IG (e.g. 5)."),
@@ -70,6 +76,7 @@ def train(
     """Train DiffDis: L = L_IG + lambda * L_ITA on every batch. Writes a model folder to --output-dir."""
     quiet_libraries()
     from diffdis.config import TrainConfig
+    from diffdis.config import parse_query_scale, parse_query_schedule
     from diffdis.config import preset as make_preset
     from diffdis.device import resolve_device
     from diffdis.errors import DiffDisError
@@ -97,7 +104,11 @@ def train(
         max_bad_fraction=max_bad_fraction, shuffle_buffer=shuffle_buffer, report_to=report_to,
         validation_prompts=list(validation_prompts or []), validation_data=validation_data or "", validation_every=validation_every,
     )  # fmt: skip
-    model_config = make_preset(preset, fusion=fusion, query_scale=query_scale)
+    model_config = make_preset(preset, fusion=fusion)
+    if query_scale is not None:
+        model_config = dataclasses.replace(model_config, query_scale=parse_query_scale(query_scale))
+    if query_schedule is not None:
+        model_config = dataclasses.replace(model_config, query_schedule=parse_query_schedule(query_schedule))
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun / deepspeed only rank 0 talks
     quiet = json_out or not main_process
     log = (lambda msg: None) if quiet else (lambda msg: err_console.print(msg, highlight=False))

@@ -63,3 +63,55 @@ def test_tiny_preset_size():
     total = sum(p.numel() for p in model.parameters())
     assert 3e6 < total < 20e6
     assert json.loads(json.dumps(preset("tiny").unet)) == preset("tiny").unet
+
+
+def test_query_scale_and_schedule_round_trip(tmp_path):
+    for scale, schedule in ((16.0, None), ("sqrt-d", {"num_train_timesteps": 500, "beta_schedule": "squaredcos_cap_v2"})):
+        cfg = preset("tiny", query_scale=scale, query_schedule=schedule)
+        save_config(cfg, tmp_path / "c.json")
+        back = load_config(ModelConfig, tmp_path / "c.json")
+        assert back == cfg and back.gamma == (16.0 if scale == "sqrt-d" else scale)  # d = 256
+        assert back.query_noise_schedule == (schedule or cfg.schedule)
+
+
+def test_gamma_sqrt_d_follows_the_text_width():
+    cfg = preset("tiny", query_scale="sqrt-d", text_encoder={**preset("tiny").text_encoder, "hidden_size": 384})
+    assert cfg.gamma == pytest.approx(384**0.5)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("inf"), float("nan"), "big", True])
+def test_nonsense_query_scales_are_refused_in_one_line(scale):
+    with pytest.raises(DiffDisError, match="query_scale") as err:
+        ModelConfig(query_scale=scale)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ("cosine", "JSON object"),
+        ({"beta_schedule": "sigmoid"}, "beta_schedule"),
+        ({"num_train_timesteps": 1}, "num_train_timesteps"),
+        ({"num_train_timesteps": 10.5}, "num_train_timesteps"),
+        ({"beta_start": 0.5, "beta_end": 0.1}, "beta_start"),
+        ({"prediction_type": "v_prediction"}, "unknown key"),
+    ],
+)
+def test_nonsense_query_schedules_are_refused_in_one_line(schedule, message):
+    with pytest.raises(DiffDisError, match=message) as err:
+        ModelConfig(query_schedule=schedule)
+    assert "\n" not in str(err.value)
+
+
+def test_query_flags_parse_names_numbers_and_json():
+    from diffdis.config import parse_query_scale, parse_query_schedule
+
+    assert parse_query_scale("sqrt-d") == "sqrt-d" and parse_query_scale("4") == 4.0
+    assert parse_query_schedule("image") is None
+    assert parse_query_schedule("cosine")["beta_schedule"] == "squaredcos_cap_v2"
+    assert parse_query_schedule('{"num_train_timesteps": 200}') == {"num_train_timesteps": 200}
+    for bad in ("-2", "x"):
+        with pytest.raises(DiffDisError, match="query-scale"):
+            parse_query_scale(bad)
+    with pytest.raises(DiffDisError, match="query-schedule"):
+        parse_query_schedule("[1, 2]")

@@ -106,3 +106,27 @@ def test_one_way_pipeline_classifies_with_the_cached_image_stream(tokenizer, ima
     scores = pipe.classify(images, ["red circle", "blue square"], num_inference_steps=4, guidance_scale=2.0)
     assert scores.shape == (5, 2) and torch.isfinite(scores).all()
     assert len(calls) == 1  # the image stream ran once (to fill the cache), not once per step
+
+
+def test_the_query_sampler_walks_the_query_schedule_with_gamma(tokenizer, images, monkeypatch):
+    """A model with its own query schedule and gamma = sqrt(d): the sampler runs over that schedule's timesteps
+    and hands it x0 = gamma * normalize(e0_hat)."""
+    import diffdis.pipeline as pipeline_module
+    from tests.conftest import micro_config
+
+    cfg = micro_config(query_scale="sqrt-d", query_schedule={"num_train_timesteps": 100, "beta_schedule": "squaredcos_cap_v2"})
+    pipe = DiffDisPipeline.build(cfg, tokenizer)
+    seen = {}
+    real_sample = pipeline_module.sample
+
+    def spy(denoise, noise, sampler, steps, *args):
+        seen["T"] = sampler.config.num_train_timesteps
+        seen["timesteps"] = sampler.timesteps
+        seen["x0_norm"] = denoise(noise, torch.tensor(99)).norm(dim=-1)
+        return real_sample(denoise, noise, sampler, steps, *args)
+
+    monkeypatch.setattr(pipeline_module, "sample", spy)
+    queries = pipe.image_queries(images[:2], num_inference_steps=3, guidance_scale=1.0)
+    assert seen["T"] == 100 and int(seen["timesteps"][0]) == 99
+    assert torch.allclose(seen["x0_norm"], torch.full((2,), cfg.query_dim**0.5), atol=1e-3)
+    assert torch.allclose(queries.norm(dim=-1), torch.ones(2), atol=1e-5)

@@ -97,6 +97,7 @@ class Trainer(TrainingLoop):
         if not pipe.config.text_encoder_trainable:
             pipe.text_encoder.requires_grad_(False)
         self.scheduler = training_scheduler(pipe.config.schedule)
+        self.query_timesteps = training_scheduler(pipe.config.query_noise_schedule).config.num_train_timesteps
         self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma)
 
     def _build_pipeline(self, data_state: dict | None) -> DiffDisPipeline:
@@ -191,7 +192,8 @@ class Trainer(TrainingLoop):
         generator = step_generator(self.cfg.seed, step)
         text, latents = self._inputs(batch, generator, offset)
         noise = StepNoise.draw(generator, self.settings, self.scheduler.config.num_train_timesteps,
-                               (offset, rows, self.cfg.batch_size), tuple(latents.shape[1:]), self.pipe.config.query_dim)  # fmt: skip
+                               (offset, rows, self.cfg.batch_size), tuple(latents.shape[1:]), self.pipe.config.query_dim,
+                               self.query_timesteps)  # fmt: skip
         frozen_text = self.pipe.text_encoder
 
         def run(modules, text, latents, noise, settings):

@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from diffdis.diffusion.schedule import add_noise, noise_query
+from diffdis.diffusion.schedule import add_noise, noise_query, training_scheduler
 
 
 def loss_generative(noise_pred: torch.Tensor, noise: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -110,8 +110,10 @@ class StepNoise:
 
     @classmethod
     def draw(cls, generator: torch.Generator, settings: UnifiedLossSettings, num_timesteps: int,
-             rows: tuple[int, int, int], latent_shape: tuple[int, ...], query_dim: int) -> StepNoise:  # fmt: skip
-        """`rows` = (offset, count, global batch): draw for the global batch, in a fixed order, keep our rows."""
+             rows: tuple[int, int, int], latent_shape: tuple[int, ...], query_dim: int,
+             query_timesteps: int | None = None) -> StepNoise:  # fmt: skip
+        """`rows` = (offset, count, global batch): draw for the global batch, in a fixed order, keep our rows.
+        `query_timesteps`: T of the query's own schedule (None: the image's `num_timesteps`)."""
         offset, count, total = rows
 
         def mine(x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +126,7 @@ class StepNoise:
             out.noise = mine(torch.randn((total, *latent_shape), generator=generator))
         if settings.discriminative:
             out.image_keep = (mine(torch.rand((total,), generator=generator)) >= settings.image_dropout).float()
-            out.t_e = mine(torch.randint(0, num_timesteps, (total,), generator=generator))
+            out.t_e = mine(torch.randint(0, query_timesteps or num_timesteps, (total,), generator=generator))
             out.noise_e = mine(torch.randn((total, query_dim), generator=generator))
         return out
 
@@ -189,7 +191,9 @@ def unified_forward(
     if settings.discriminative:
         latents_disc = latents * noise.image_keep.to(device, dtype)[:, None, None, None]  # the null image is zeros
         t_e, eps_e = noise.t_e.to(device), noise.noise_e.to(device, text_query.dtype)
-        noisy_query = noise_query(scheduler, text_query.detach(), eps_e, t_e, model.config.query_scale)
+        config = model.config
+        query_scheduler = scheduler if config.query_schedule is None else training_scheduler(config.query_schedule)
+        noisy_query = noise_query(query_scheduler, text_query.detach(), eps_e, t_e, config.gamma)
         condition_disc = null_condition if model.config.disc_condition == "null_text" else None
         predicted = model.predict_query(latents_disc, noisy_query, t_e, condition_disc)
         logit_scale = model.logit_scale()
@@ -228,7 +232,8 @@ def unified_loss(
     offset, global_batch = rows or (0, input_ids.shape[0])
     latents = encode_latents(autoencoder, images, generator, offset)
     noise = StepNoise.draw(generator, settings, scheduler.config.num_train_timesteps,
-                           (offset, input_ids.shape[0], global_batch), tuple(latents.shape[1:]), model.config.query_dim)  # fmt: skip
+                           (offset, input_ids.shape[0], global_batch), tuple(latents.shape[1:]), model.config.query_dim,
+                           training_scheduler(model.config.query_noise_schedule).config.num_train_timesteps)  # fmt: skip
     out = unified_forward(model, text_encoder, scheduler, TextInputs(input_ids, null_ids), latents, noise, settings)
     total, logs = combine(out, settings)
     logs["loss"] = total.item()

@@ -165,6 +165,9 @@ CASES: dict[str, Case] = {
                                  lambda d, w: (d / "t.txt").write_text("")),  # fmt: skip
     # -- training data --
     "data-missing": Case(_with(TRAIN, "--data", "nowhere"), 1, "cannot use"),
+    "train-query-scale-zero": Case(TRAIN + ["--query-scale", "0"], 2, "--query-scale must be a positive number or 'sqrt-d'"),
+    "train-query-schedule-bad-name": Case(TRAIN + ["--query-schedule", "fast"], 2, "--query-schedule must be one of"),
+    "train-query-schedule-bad-json": Case(TRAIN + ["--query-schedule", '{"beta_schedule": "x"}'], 2, "beta_schedule must be one of"),
     "data-folder-without-metadata": Case(_with(TRAIN, "--data", "d"), 1, "has no metadata.jsonl", lambda d, w: (d / "d").mkdir()),
     "data-metadata-bad-json": Case(_with(TRAIN, "--data", "data"), 1, "cannot read image folder",
                                    lambda d, w: _dataset(d, w, GOOD_ROWS) or (d / "data" / "metadata.jsonl").write_text("{oops\n")),  # fmt: skip

@@ -27,3 +27,23 @@ def test_alpha_bar_matches_the_table_at_integer_steps_and_interpolates_between()
         assert abs(alpha_bar(sched, t).item() - table[t].item()) < 1e-9
     mid = alpha_bar(sched, 500.5).item()
     assert table[501].item() < mid < table[500].item()
+
+
+def test_the_query_schedule_noises_the_query_and_sets_its_timesteps():
+    """A model with its own query schedule: training draws t_e in [0, T_q) and noises e with that schedule."""
+    from diffdis.model.unet import DiffDisModel
+    from diffdis.train.losses import StepNoise, TextInputs, UnifiedLossSettings, unified_forward
+
+    cfg = preset("tiny", query_scale="sqrt-d", query_schedule={"num_train_timesteps": 50, "beta_schedule": "squaredcos_cap_v2"})
+    settings = UnifiedLossSettings(tasks="disc")
+    noise = StepNoise.draw(torch.Generator().manual_seed(0), settings, 1000, (0, 64, 64), (3, 32, 32), cfg.query_dim, 50)
+    assert noise.t_e.max() < 50 and noise.t_e.max() > 25
+    model = DiffDisModel(cfg)
+    seen = {}
+    model.predict_query = lambda latents, e_t, t, c: seen.setdefault("e_t", e_t)  # noqa: ARG005
+    e0 = torch.nn.functional.normalize(torch.randn(64, cfg.query_dim), dim=-1)
+    text = TextInputs(condition=torch.zeros(64, 4, 256), query=e0, null_condition=torch.zeros(1, 4, 256))
+    unified_forward(model, None, training_scheduler(cfg.schedule), text, torch.zeros(64, 3, 32, 32), noise, settings)
+    abar = training_scheduler(cfg.query_schedule).alphas_cumprod[noise.t_e][:, None]
+    expected = 16.0 * abar.sqrt() * e0 + (1 - abar).sqrt() * noise.noise_e
+    assert torch.allclose(seen["e_t"], expected, atol=1e-5)
