@@ -14,13 +14,15 @@ exactly SD. This module owns only what the paper adds:
     h_e' = FC_out(text token)                   zero-init, C -> d
 
 fusion="one-way" [ours]: image tokens attend only to image tokens (exactly SD's self-attention), while the
-text token attends to all; the image stream then does not depend on e_t and can be cached per image.
+text token attends to all; the image stream then does not depend on e_t and can be cached per image, down to
+the keys and values the text token reads (`image_keys_values`), so a sampler step runs one token, not HW.
 """
 
 from __future__ import annotations
 
 import torch
 from diffusers.models.attention import BasicTransformerBlock, FeedForward
+from diffusers.models.attention_processor import Attention
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
@@ -55,16 +57,16 @@ class DualStreamBlock(nn.Module):
         return out, self.fc_out(text[:, 0])
 
     def text_only(
-        self, transformer: Transformer2DModel, cached_image: list[torch.Tensor], query_input: torch.Tensor
+        self, transformer: Transformer2DModel, cached_image: list[tuple[torch.Tensor, torch.Tensor]], query_input: torch.Tensor
     ) -> torch.Tensor:
         """One-way fusion over a cached image stream: only the text token runs. Returns the new h_e (B, d).
 
-        `cached_image[i]` is the normalised image tokens (B, HW, C) of inner block i, recorded once per image.
+        `cached_image[i]` is the image tokens' (keys, values) in inner block i's self-attention, made once per image.
         """
         text = self.fc_in(query_input)[:, None, :]
         for i, block in enumerate(transformer.transformer_blocks):
             text_normed = self.norm_attn[i](text)
-            text = text + block.attn1(text_normed, encoder_hidden_states=torch.cat([text_normed, cached_image[i]], 1))
+            text = text + attend_with_cached(block.attn1, text_normed, *cached_image[i])
             text = text + self.ff[i](self.norm_ff[i](text))
         return self.fc_out(text[:, 0])
 
@@ -87,7 +89,7 @@ class DualStreamBlock(nn.Module):
             image_attn = block.attn1(image_normed)
             text_attn = block.attn1(text_normed, encoder_hidden_states=tokens)
             if record is not None:
-                record.append(image_normed)
+                record.append(image_keys_values(block.attn1, image_normed))
         image = image + image_attn
         text = text + text_attn
         if block.attn2 is not None and condition is not None:
@@ -95,3 +97,28 @@ class DualStreamBlock(nn.Module):
         image = image + block.ff(block.norm3(image))
         text = text + self.ff[i](self.norm_ff[i](text))
         return image, text
+
+
+def image_keys_values(attn: Attention, image_normed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, heads, HW, head_dim) keys and values of the image tokens: what a one-way text token attends to."""
+    return _heads(attn, attn.to_k(image_normed)), _heads(attn, attn.to_v(image_normed))
+
+
+def attend_with_cached(attn: Attention, text_normed: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """`attn(text_normed, encoder_hidden_states=[text_normed; image])` with the image's keys and values given:
+    the same numbers as diffusers' call (plain SD/ViT attention: no q/k norms, residual or rescale). The one
+    query token's softmax over [itself; image] is merged from two parts, so the cached keys are never copied."""
+    query = _heads(attn, attn.to_q(text_normed)) * attn.scale  # (B, heads, 1, head_dim)
+    own_key, own_value = _heads(attn, attn.to_k(text_normed)), _heads(attn, attn.to_v(text_normed))
+    own = (query * own_key).sum(-1, keepdim=True)  # (B, heads, 1, 1)
+    image = query @ keys.transpose(-1, -2)  # (B, heads, 1, HW)
+    top = torch.maximum(own, image.amax(-1, keepdim=True))
+    own, image = (own - top).exp(), (image - top).exp()
+    out = (own * own_value + image @ values) / (own + image.sum(-1, keepdim=True))
+    out = out.transpose(1, 2).reshape(text_normed.shape[0], -1, attn.heads * out.shape[-1]).to(query.dtype)
+    return attn.to_out[1](attn.to_out[0](out)) / attn.rescale_output_factor
+
+
+def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    batch, length, _ = x.shape
+    return x.view(batch, length, attn.heads, -1).transpose(1, 2)

@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 
 from diffdis.config import ModelConfig
 from diffdis.errors import DiffDisError
-from diffdis.model.dual_stream import DualStreamBlock
+from diffdis.model.dual_stream import DualStreamBlock, attend_with_cached, image_keys_values
 
 
 def _call(fn: Callable, *args):
@@ -37,12 +37,17 @@ _checkpointed = partial(checkpoint, use_reentrant=False)  # recompute fn(*args) 
 
 
 class QueryTransformer(nn.Module):
-    """M self-attention blocks over [text-query token; projected middle-block image tokens] + predictor."""
+    """M self-attention blocks over [text-query token; projected middle-block image tokens] + predictor.
 
-    def __init__(self, query_dim: int, image_channels: int, width: int, layers: int, head_dim: int) -> None:
+    `one_way` [ours]: as in the fusion blocks, image tokens attend only to image tokens and the text token to all,
+    so the image side (and its keys and values) is computed once per image and a sampler step runs one token.
+    """
+
+    def __init__(self, query_dim: int, image_channels: int, width: int, layers: int, head_dim: int, one_way: bool = False) -> None:
         super().__init__()
         if width % head_dim:
             raise DiffDisError(f"query transformer width {width} is not a multiple of head dim {head_dim}")
+        self.one_way = one_way
         self.query_in = nn.Linear(query_dim, width)
         self.image_in = nn.Linear(image_channels, width)
         self.blocks = nn.ModuleList(
@@ -51,13 +56,37 @@ class QueryTransformer(nn.Module):
         self.norm_out = nn.LayerNorm(width)
         self.predictor = nn.Linear(width, query_dim)
 
-    def forward(self, query_input: torch.Tensor, image: torch.Tensor, run: Callable = _call) -> torch.Tensor:
+    def forward(self, query_input: torch.Tensor, image: torch.Tensor, run: Callable = _call, record: list | None = None) -> torch.Tensor:
         # query_input (B, d); image (B, C, H, W) -> e0_hat (B, d). `run(block, x)` calls a block (or checkpoints it).
+        # `record` (one-way): collects each layer's image keys and values for `text_only`.
         image_tokens = self.image_in(image.flatten(2).transpose(1, 2))  # (B, HW, W)
-        tokens = torch.cat([self.query_in(query_input)[:, None], image_tokens], dim=1)  # (B, 1+HW, W)
+        text = self.query_in(query_input)[:, None]  # (B, 1, W)
+        if self.one_way:
+            for block in self.blocks:
+                image_tokens, text = run(self._one_way_layer, block, image_tokens, text, record)
+            return self.predictor(self.norm_out(text[:, 0]))
+        tokens = torch.cat([text, image_tokens], dim=1)  # (B, 1+HW, W)
         for block in self.blocks:
             tokens = run(block, tokens)
         return self.predictor(self.norm_out(tokens[:, 0]))
+
+    @staticmethod
+    def _one_way_layer(block: BasicTransformerBlock, image: torch.Tensor, text: torch.Tensor, record: list | None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The image tokens go through `block` exactly as `block(image)`; the text token reads them."""
+        image_normed, text_normed = block.norm1(image), block.norm1(text)
+        if record is not None:
+            record.append(image_keys_values(block.attn1, image_normed))
+        text = text + block.attn1(text_normed, encoder_hidden_states=torch.cat([text_normed, image_normed], dim=1))
+        return block(image), text + block.ff(block.norm3(text))
+
+    def text_only(self, query_input: torch.Tensor, cached: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """One-way: e0_hat from the image keys and values recorded by `forward`; only the text token runs."""
+        text = self.query_in(query_input)[:, None]
+        for block, (keys, values) in zip(self.blocks, cached, strict=True):
+            text = text + attend_with_cached(block.attn1, block.norm1(text), keys, values)
+            text = text + block.ff(block.norm3(text))
+        return self.predictor(self.norm_out(text[:, 0]))
 
 
 class LogitScale(nn.Module):
@@ -105,6 +134,7 @@ class DiscriminativeBranch(nn.Module):
             config.query_transformer_width,
             config.query_transformer_layers,
             config.query_transformer_head_dim,
+            one_way=config.fusion == "one-way",
         )
         self.logit_scale = LogitScale(config.logit_scale_init, config.logit_scale_max)
 
@@ -186,9 +216,8 @@ class DiffDisModel(nn.Module):
             seen = cache.setdefault(f"mid_{j}", []) if record else None
             h, hidden_query = run(branch.fusion[f"mid_{j}"], attn, h, u, condition, seen)
             h = run(resnet, h, image_temb)
-        if record:
-            cache["mid_out"] = h
-        return branch.query_transformer(hidden_query + noisy_query + query_temb, h, run)
+        seen = cache.setdefault("query_transformer", []) if record else None
+        return branch.query_transformer(hidden_query + noisy_query + query_temb, h, run, seen)
 
     def _query_time_embedding(self, timesteps: torch.Tensor, noisy_query: torch.Tensor) -> torch.Tensor:
         """(B, d): the text stream's own timestep embedding Embed(t_e)."""
@@ -212,4 +241,4 @@ class DiffDisModel(nn.Module):
         for key, transformer in _fusion_sites(self.unet):
             u = hidden_query + noisy_query + query_temb
             hidden_query = self.discriminator.fusion[key].text_only(transformer, cache[key], u)
-        return self.discriminator.query_transformer(hidden_query + noisy_query + query_temb, cache["mid_out"])
+        return self.discriminator.query_transformer.text_only(hidden_query + noisy_query + query_temb, cache["query_transformer"])

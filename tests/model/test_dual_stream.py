@@ -129,3 +129,30 @@ def test_joint_models_cannot_cache():
     z, c, _, _ = _inputs()
     with pytest.raises(DiffDisError, match="one-way"):
         model.cache_image_stream(z, c)
+
+
+def test_attention_with_cached_image_keys_values_equals_diffusers_attention():
+    from diffusers.models.attention_processor import Attention
+
+    from diffdis.model.dual_stream import attend_with_cached, image_keys_values
+
+    attn = Attention(32, heads=4, dim_head=8).eval()
+    text, image = torch.randn(3, 1, 32), torch.randn(3, 20, 32)
+    with torch.no_grad():
+        expected = attn(text, encoder_hidden_states=torch.cat([text, image], dim=1))
+        assert torch.allclose(attend_with_cached(attn, text, *image_keys_values(attn, image)), expected, atol=1e-6)
+
+
+def test_one_way_query_transformer_image_side_ignores_the_query():
+    """The one-way query transformer caches: its prediction from the recorded keys and values equals the full
+    forward for any query, so the image tokens never read the text token."""
+    from diffdis.model.unet import QueryTransformer
+
+    qt = QueryTransformer(32, 16, 32, 3, 8, one_way=True).eval()
+    image = torch.randn(2, 16, 4, 4)
+    record: list = []
+    with torch.no_grad():
+        qt(torch.zeros(2, 32), image, record=record)
+        for _ in range(2):
+            q = torch.randn(2, 32)
+            assert torch.allclose(qt.text_only(q, record), qt(q, image), atol=1e-5)

@@ -89,6 +89,7 @@ def test_no_recomputation_without_grad_in_eval_or_when_caching():
     model.train()
     z, c, e, t = _inputs()
     cache = model.cache_image_stream(z, c)  # records the image stream: never checkpointed
-    assert all(len(v) == 1 for k, v in cache.items() if k != "mid_out")
+    assert all(len(v) == 1 for k, v in cache.items() if k != "query_transformer")
+    assert len(cache["query_transformer"]) == len(model.discriminator.query_transformer.blocks)
     with torch.no_grad():
         assert torch.allclose(model.predict_query_cached(cache, e, t), model.predict_query(z, e, t, c), atol=1e-5)
