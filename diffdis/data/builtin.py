@@ -11,7 +11,7 @@ from diffdis.errors import UsageError
 SPLITS = {"shapes": ("train",), "world": ("train", "heldout"), "digits": ("train", "test")}
 # Bump a generator's version when it writes different images or captions for the same seed: the cache folder
 # is named with it, so a copy made by an older diffdis is never reused by mistake.
-VERSIONS = {"shapes": 1, "world": 1, "digits": 1}
+VERSIONS = {"shapes": 1, "world": 2, "digits": 2}  # 2: varied scale, slant, stroke, clutter (issue #17)
 DEFAULT_NUM_IMAGES = 1000
 
 

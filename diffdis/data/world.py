@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from diffdis.data.variation import STYLES, Variation, draw_clutter, draw_variation, finish
 from diffdis.errors import DiffDisError
 
 OBJECTS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")  # CIFAR-10 order
@@ -262,34 +263,38 @@ def _background_image(background: str, side: int) -> Image.Image:
     return Image.fromarray(np.repeat(rows[:, None, :], side, axis=1).astype(np.uint8))
 
 
-def _place(parts: list[Part], extent: float, flipped: bool, angle: float) -> list[Part]:
-    """Centre, scale so the largest side is `extent` pixels, mirror, and rotate (degrees, counter-clockwise)."""
+def _place(parts: list[Part], extent: float, flipped: bool, angle: float, slant: float = 0.0) -> list[Part]:
+    """Centre, scale so the largest side is `extent` pixels, mirror, slant (x += slant * y) and rotate
+    (degrees, counter-clockwise)."""
     xs = [x for _, pts, _ in parts for x, _ in pts]
     ys = [y for _, pts, _ in parts for _, y in pts]
     cx, cy, scale = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, extent / max(max(xs) - min(xs), max(ys) - min(ys))
     cos, sin, sign = math.cos(math.radians(angle)), math.sin(math.radians(angle)), -1 if flipped else 1
     out = []
     for role, pts, width in parts:
-        moved = [(sign * (x - cx) * scale, (y - cy) * scale) for x, y in pts]
+        moved = [(sign * (x - cx) * scale + slant * (y - cy) * scale, (y - cy) * scale) for x, y in pts]
         out.append((role, [(x * cos + y * sin, -x * sin + y * cos) for x, y in moved], width * scale))
     return out
 
 
 def draw_thing(thing: str, colour: str, background: str, size_name: str, position: str, flipped: bool, angle: float,
-               rng: np.random.Generator, size: int = 32, supersample: int = 4) -> Image.Image:  # fmt: skip
+               rng: np.random.Generator, size: int = 32, supersample: int = 4,
+               variation: Variation = Variation()) -> Image.Image:  # fmt: skip
     """Draw at `supersample` times the size, then downsample with LANCZOS for smooth edges."""
     side = size * supersample
     image = _background_image(background, side)
-    parts = _place(SILHOUETTES[thing], SIZES[size_name] * side, flipped, angle)
+    draw_clutter(image, variation.clutter, rng)
+    extent = min(0.9, SIZES[size_name] * variation.scale) * side  # slanted large things must still fit
+    parts = _place(SILHOUETTES[thing], extent, flipped, angle, variation.slant)
     xs = [x for _, pts, _ in parts for x, _ in pts]
     ys = [y for _, pts, _ in parts for _, y in pts]
     margin, (dx, dy) = 0.04 * side, POSITIONS[position]
     origin = []
     for lo, hi, d in ((min(xs), max(xs), dx), (min(ys), max(ys), dy)):
         low, high = margin - lo, side - margin - hi  # the range of centres that keeps the object inside
-        centre = (low + high) / 2 + d * (high - low) / 2 + rng.uniform(-0.03, 0.03) * side
+        centre = (low + high) / 2 + d * (high - low) / 2 + rng.uniform(-variation.shift, variation.shift) * side
         origin.append(float(np.clip(centre, min(low, high), max(low, high))))
-    roles, outline = _role_colours(COLOURS[colour]), max(1, round(side / 64))
+    roles, outline = _role_colours(COLOURS[colour]), max(1, round(variation.stroke * side / 64))
     draw = ImageDraw.Draw(image)
     for pass_ in ("outline", "fill"):
         for role, pts, width in parts:
@@ -297,10 +302,10 @@ def draw_thing(thing: str, colour: str, background: str, size_name: str, positio
             fill = roles["outline" if pass_ == "outline" else role]
             grow = outline if pass_ == "outline" else 0
             if width:
-                draw.line(xy, fill=fill, width=max(1, round(width + 2 * grow)), joint="curve")
+                draw.line(xy, fill=fill, width=max(1, round(width * variation.stroke + 2 * grow)), joint="curve")
             else:
                 draw.polygon(xy, fill=fill, outline=fill if grow else None, width=grow or 1)
-    return image.resize((size, size), Image.Resampling.LANCZOS)
+    return finish(image.resize((size, size), Image.Resampling.LANCZOS), variation, rng)
 
 
 def caption(thing: str, colour: str, background: str, size_name: str, position: str, rng: np.random.Generator) -> str:
@@ -331,11 +336,14 @@ def _sample(split: str, rng: np.random.Generator) -> tuple[str, str]:
     return thing, colours[rng.integers(len(colours))]
 
 
-def make_world(out_dir: Path, num_images: int, seed: int = 0, size: int = 32, split: str = "train") -> Path:
+def make_world(out_dir: Path, num_images: int, seed: int = 0, size: int = 32, split: str = "train", style: str = "varied") -> Path:
     """Write `num_images` PNGs and metadata.jsonl (file_name, text, object, colour, background, size, position,
-    split, flipped, angle) to `out_dir`; the same arguments give byte-identical files."""
+    split, flipped, angle; with style "varied" also scale, slant, stroke, clutter, blur, noise) to `out_dir`;
+    the same arguments give byte-identical files. Style "plain" is the world before version 2."""
     if split not in ("train", "heldout"):
         raise DiffDisError(f"unknown world split {split!r}; choose train or heldout")
+    if style not in STYLES:
+        raise DiffDisError(f"unknown world style {style!r}; choose one of: {', '.join(STYLES)}")
     if size < 8:
         raise DiffDisError(f"image size {size} is too small to draw objects; use 8 or more")
     out = Path(out_dir)
@@ -352,12 +360,13 @@ def make_world(out_dir: Path, num_images: int, seed: int = 0, size: int = 32, sp
         size_name = list(SIZES)[rng.integers(len(SIZES))]
         position = SIZE_POSITIONS[size_name][rng.integers(len(SIZE_POSITIONS[size_name]))]
         flipped, angle = bool(rng.random() < 0.5), int(rng.integers(-15, 16))
+        variation = draw_variation(rng) if style == "varied" else Variation()
         name = f"{i:06d}.png"
-        draw_thing(thing, colour, background, size_name, position, flipped, angle, rng, size).save(out / name)
+        draw_thing(thing, colour, background, size_name, position, flipped, angle, rng, size, variation=variation).save(out / name)
         text = caption(thing, colour, background, size_name, position, rng)
         rows.append({"file_name": name, "text": text, "object": thing, "colour": colour, "background": background,
                      "size": size_name, "position": position, "split": split, "flipped": flipped,
-                     "angle": angle})  # fmt: skip
+                     "angle": angle, **(variation.record() if style == "varied" else {})})  # fmt: skip
     with open(out / "metadata.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     return out

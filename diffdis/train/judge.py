@@ -133,12 +133,13 @@ def training_data(
     out_dir: Path, world_images: int, heldout_images: int, world_seed: int = JUDGE_WORLD_SEED,
     digits_limit: int | None = None,
 ) -> tuple[list[Image.Image], list[dict]]:  # fmt: skip
-    """The judge's own training images: world train and heldout splits (its own seeds), digits train split."""
+    """The judge's own training images: world train and heldout splits (its own seeds), digits train split, all
+    in the plain style the shipped judge was trained on (worlds before version 2), so it retrains bit for bit."""
     out_dir = Path(out_dir)
-    folders = [make_world(out_dir / "world", world_images, seed=world_seed, split="train")]
+    folders = [make_world(out_dir / "world", world_images, seed=world_seed, split="train", style="plain")]
     if heldout_images:
-        folders.append(make_world(out_dir / "heldout", heldout_images, seed=world_seed + 1, split="heldout"))
-    folders.append(make_digits(out_dir / "digits", "train", limit=digits_limit))
+        folders.append(make_world(out_dir / "heldout", heldout_images, seed=world_seed + 1, split="heldout", style="plain"))
+    folders.append(make_digits(out_dir / "digits", "train", limit=digits_limit, style="plain"))
     images: list[Image.Image] = []
     rows: list[dict] = []
     for folder in folders:

@@ -31,7 +31,7 @@ def tiny_judge():
 def world_images(tmp_path_factory):
     from diffdis.data.world import make_world
 
-    return read_labelled_folder(make_world(tmp_path_factory.mktemp("w"), 6, seed=5, split="heldout"))
+    return read_labelled_folder(make_world(tmp_path_factory.mktemp("w"), 6, seed=5, split="heldout", style="plain"))
 
 
 def test_labels_cover_world_things_digits_and_colours():
