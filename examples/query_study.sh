@@ -11,6 +11,7 @@ OUT=${OUT:-runs/query_study}
 STEPS=${STEPS:-1500}
 DATA=${DATA:-world:3000}
 N=${N:-300}
+EVAL=${EVAL:-world:$N}   # the held-out split (colour x object pairs never drawn in training)
 SEED=${SEED:-0}
 VARIANTS=${VARIANTS:-"g1=--query-scale=1 g4=--query-scale=4 g16=--query-scale=sqrt-d g16cos=--query-scale=sqrt-d,--query-schedule=cosine"}
 mkdir -p "$OUT"
@@ -21,12 +22,12 @@ for variant in $VARIANTS; do
     --ema-decay 0.999 --snr-gamma 5 --checkpointing-steps 500 --output-dir "$OUT/$name" "${FLAGS[@]}" --json > /dev/null
   R="$OUT/results/$name"; mkdir -p "$R"
   for labels in world_objects world_colours; do
-    diffdis eval classify --model "$OUT/$name" --data "world:$N" --labels "$labels" --drop-unknown --scheduler ddim,dpm++ \
+    diffdis eval classify --model "$OUT/$name" --data "$EVAL" --labels "$labels" --drop-unknown --scheduler ddim,dpm++ \
       --num-inference-steps 1,2,5,10,25 --output "$R/classify_${labels}_{scheduler}_{steps}.json" --json > /dev/null
-    diffdis eval classify --model "$OUT/$name" --data "world:$N" --labels "$labels" --drop-unknown --scheduler ddim \
+    diffdis eval classify --model "$OUT/$name" --data "$EVAL" --labels "$labels" --drop-unknown --scheduler ddim \
       --num-inference-steps 1,5,25 --guidance-scale 2 --output "$R/classify_${labels}_{scheduler}_{steps}.json" --json > /dev/null
   done
-  diffdis eval retrieve --model "$OUT/$name" --data "world:$N" --scheduler ddim --num-inference-steps 1,5,25 \
+  diffdis eval retrieve --model "$OUT/$name" --data "$EVAL" --scheduler ddim --num-inference-steps 1,5,25 \
     --output "$R/retrieve_{scheduler}_{steps}.json" --json > /dev/null
 done
 python - "$OUT" <<'EOF' | tee "$OUT/table.md"

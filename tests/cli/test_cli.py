@@ -126,3 +126,21 @@ def test_deepspeed_single_process_json_and_export(cli_run):
     assert out.returncode == 0 and (cli_run / "e.png").is_file()
     refused = diffdis("export", "ds/checkpoints/checkpoint-1", "exported", cwd=cli_run)
     assert refused.returncode == 2 and "--overwrite" in refused.stderr
+
+
+def test_train_saves_the_query_scale_and_schedule_flags(tmp_path):
+    """--query-scale sqrt-d and --query-schedule land in model_config.json and the model trains with them."""
+    from diffdis.config import ModelConfig, load_config, save_config
+    from diffdis.data.shapes import make_shapes
+    from tests.conftest import micro_config
+
+    save_config(micro_config(), tmp_path / "micro.json")
+    make_shapes(tmp_path / "data", 8, seed=0, size=16)
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "data"), "--output-dir", str(tmp_path / "run"),
+                                      "--preset", str(tmp_path / "micro.json"), "--max-steps", "1", "--batch-size", "4",
+                                      "--vocab-size", "300", "--warmup-steps", "0", "--query-scale", "sqrt-d",
+                                      "--query-schedule", '{"num_train_timesteps": 200, "beta_schedule": "squaredcos_cap_v2"}'])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = load_config(ModelConfig, tmp_path / "run" / "model_config.json")
+    assert saved.query_scale == "sqrt-d" and saved.gamma == saved.query_dim**0.5
+    assert saved.query_schedule == {"num_train_timesteps": 200, "beta_schedule": "squaredcos_cap_v2"}
