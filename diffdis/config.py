@@ -284,6 +284,9 @@ class TrainConfig:
     condition_dropout: float = 0.1  # p of dropping c in the generative pass [ours]
     image_dropout: float = 0.1  # p of dropping the image in the discriminative pass [ours]
     snr_gamma: float | None = None  # Min-SNR-gamma weighting of L_IG (e.g. 5.0); None: plain MSE as the paper
+    # share of discrimination samples whose e_t is built from the model's own first guess (from pure noise, no
+    # gradient) instead of the true e0, so it learns to correct a guess as the sampler asks it to [ours]
+    query_self_condition: float = 0.0
     mixed_precision: str = "auto"  # "auto" (bf16 on GPUs that support it) | "no" | "bf16" (autocast, fp32 weights) | "fp16" (DeepSpeed)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (DeepSpeed runs use each rank's own GPU)
     gradient_accumulation_steps: int = 1  # K micro-batches per step; the InfoNCE batch stays whole
@@ -342,6 +345,8 @@ class TrainConfig:
             raise UsageError(f"validation-every must be positive, got {self.validation_every}")
         if self.validation_every is not None and not (self.validation_prompts or self.validation_data):
             raise UsageError("--validation-every needs --validation-prompts or --validation-data")
+        if not 0.0 <= self.query_self_condition <= 1.0:
+            raise UsageError(f"query-self-condition must be in [0, 1], got {self.query_self_condition}")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise UsageError(f"snr-gamma must be positive, got {self.snr_gamma}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:

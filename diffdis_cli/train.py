@@ -43,6 +43,9 @@ def train(
     loss_alignment_weight: float = typer.Option(1.0, "--lambda", help="Weight of L_ITA in L_IG + lambda * L_ITA."),
     tasks: str = typer.Option("both", "--tasks", help="both (DiffDis) | gen | disc (single-task baselines)."),
     snr_gamma: float | None = typer.Option(None, "--snr-gamma", help="Min-SNR-gamma weighting of L_IG (e.g. 5)."),
+    query_self_condition: float = typer.Option(
+        0.0, "--query-self-condition", help="Share of samples whose noisy text query is built from the model's own first guess (0: the paper)."
+    ),
     vocab_size: int = typer.Option(4096, "--vocab-size", help="BPE vocabulary trained on the captions."),
     init_from: str | None = typer.Option(
         None, "--init-from", help="A diffusers Stable Diffusion v1 folder: UNet, VAE, CLIP text encoder, tokenizer and schedule start from it."
@@ -97,6 +100,7 @@ def train(
         warmup_steps=warmup_steps, max_grad_norm=max_grad_norm, ema_decay=ema_decay, seed=seed,
         checkpointing_steps=checkpointing_steps, checkpoints_total_limit=checkpoints_total_limit, tasks=tasks,
         loss_alignment_weight=loss_alignment_weight, vocab_size=vocab_size, snr_gamma=snr_gamma,
+        query_self_condition=query_self_condition,
         mixed_precision=mixed_precision, bad_rows=bad_rows, init_from=init_from or "", text_encoder=text_encoder or "",
         train_text_encoder=train_text_encoder, vae=str(vae or ""), device=device,
         gradient_accumulation_steps=gradient_accumulation_steps, gradient_checkpointing=gradient_checkpointing,

@@ -21,14 +21,16 @@ for variant in $VARIANTS; do
     --batch-size 32 --learning-rate 5e-4 --seed "$SEED" --mixed-precision bf16 --warmup-steps 300 --lr-scheduler cosine \
     --ema-decay 0.999 --snr-gamma 5 --checkpointing-steps 500 --output-dir "$OUT/$name" "${FLAGS[@]}" --json > /dev/null
   R="$OUT/results/$name"; mkdir -p "$R"
+  [ -f "$R/done" ] && continue
   for labels in world_objects world_colours; do
     diffdis eval classify --model "$OUT/$name" --data "$EVAL" --labels "$labels" --drop-unknown --scheduler ddim,dpm++ \
-      --num-inference-steps 1,2,5,10,25 --output "$R/classify_${labels}_{scheduler}_{steps}.json" --json > /dev/null
+      --num-inference-steps 1,2,5,10,25 --output "$R/classify_${labels}_{scheduler}_{steps}_g{guidance}.json" --json > /dev/null
     diffdis eval classify --model "$OUT/$name" --data "$EVAL" --labels "$labels" --drop-unknown --scheduler ddim \
-      --num-inference-steps 1,5,25 --guidance-scale 2 --output "$R/classify_${labels}_{scheduler}_{steps}.json" --json > /dev/null
+      --num-inference-steps 1,5,25 --guidance-scale 2 --output "$R/classify_${labels}_{scheduler}_{steps}_g{guidance}.json" --json > /dev/null
   done
   diffdis eval retrieve --model "$OUT/$name" --data "$EVAL" --scheduler ddim --num-inference-steps 1,5,25 \
     --output "$R/retrieve_{scheduler}_{steps}.json" --json > /dev/null
+  touch "$R/done"
 done
 python - "$OUT" <<'EOF' | tee "$OUT/table.md"
 import json, sys
@@ -36,7 +38,7 @@ from collections import defaultdict
 from pathlib import Path
 
 rows = defaultdict(dict)
-for path in sorted(Path(sys.argv[1], "results").glob("*/*.json")):
+for path in sorted(Path(sys.argv[1], "results").glob("*/*.json")):  # the models of this OUT, all variants
     r = json.loads(path.read_text())
     what = r.get("labels", "retrieval")
     # CLIP_benchmark's names: text_retrieval = image -> text, image_retrieval = text -> image

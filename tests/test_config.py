@@ -31,7 +31,8 @@ def test_bad_config_files_are_refused(tmp_path, content, message):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_steps": 0}, {"batch_size": -1}, {"learning_rate": 0.0}, {"tasks": "all"}, {"ema_decay": 1.5}]
+    "kwargs", [{"max_steps": 0}, {"batch_size": -1}, {"learning_rate": 0.0}, {"tasks": "all"}, {"ema_decay": 1.5},
+               {"query_self_condition": 1.5}, {"query_self_condition": -0.1}]
 )
 def test_train_config_validates(kwargs):
     with pytest.raises(DiffDisError):

@@ -98,7 +98,8 @@ class Trainer(TrainingLoop):
             pipe.text_encoder.requires_grad_(False)
         self.scheduler = training_scheduler(pipe.config.schedule)
         self.query_timesteps = training_scheduler(pipe.config.query_noise_schedule).config.num_train_timesteps
-        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma)
+        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma,
+                                            c.query_self_condition)  # fmt: skip
 
     def _build_pipeline(self, data_state: dict | None) -> DiffDisPipeline:
         """From scratch, or from pretrained weights (--init-from SD_DIR, --text-encoder DIR, --vae DIR)."""

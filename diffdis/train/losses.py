@@ -87,6 +87,7 @@ class UnifiedLossSettings:
     condition_dropout: float = 0.1
     image_dropout: float = 0.1
     snr_gamma: float | None = None  # Min-SNR weighting of L_IG; None: the paper's plain MSE
+    query_self_condition: float = 0.0  # share of e_t built from the model's own first guess [ours]
 
     @property
     def generative(self) -> bool:
@@ -107,6 +108,8 @@ class StepNoise:
     image_keep: torch.Tensor | None = None  # (B,) float: 0 replaces the image by the null image
     t_e: torch.Tensor | None = None  # (B,) text-query timesteps
     noise_e: torch.Tensor | None = None  # (B, d)
+    own_guess: torch.Tensor | None = None  # (B,) bool: e_t noises the model's first guess, not e0
+    noise_guess: torch.Tensor | None = None  # (B, d) the pure noise that first guess starts from
 
     @classmethod
     def draw(cls, generator: torch.Generator, settings: UnifiedLossSettings, num_timesteps: int,
@@ -128,6 +131,9 @@ class StepNoise:
             out.image_keep = (mine(torch.rand((total,), generator=generator)) >= settings.image_dropout).float()
             out.t_e = mine(torch.randint(0, query_timesteps or num_timesteps, (total,), generator=generator))
             out.noise_e = mine(torch.randn((total, query_dim), generator=generator))
+            if settings.query_self_condition > 0:  # drawn only then: other runs keep their random stream
+                out.own_guess = mine(torch.rand((total,), generator=generator)) < settings.query_self_condition
+                out.noise_guess = mine(torch.randn((total, query_dim), generator=generator))
         return out
 
     def rows(self, part: slice) -> StepNoise:
@@ -193,11 +199,26 @@ def unified_forward(
         t_e, eps_e = noise.t_e.to(device), noise.noise_e.to(device, text_query.dtype)
         config = model.config
         query_scheduler = scheduler if config.query_schedule is None else training_scheduler(config.query_schedule)
-        noisy_query = noise_query(query_scheduler, text_query.detach(), eps_e, t_e, config.gamma)
-        condition_disc = null_condition if model.config.disc_condition == "null_text" else None
+        condition_disc = null_condition if config.disc_condition == "null_text" else None
+        clean = text_query.detach()
+        if noise.own_guess is not None and bool(noise.own_guess.any()):
+            clean = _with_own_guess(model, query_scheduler, latents_disc, condition_disc, clean, noise)
+        noisy_query = noise_query(query_scheduler, clean, eps_e, t_e, config.gamma)
         predicted = model.predict_query(latents_disc, noisy_query, t_e, condition_disc)
         logit_scale = model.logit_scale()
     return ForwardOutputs(loss_ig, predicted, text_query, logit_scale)
+
+
+def _with_own_guess(model: nn.Module, scheduler, latents: torch.Tensor, condition: torch.Tensor | None,
+                    clean: torch.Tensor, noise: StepNoise) -> torch.Tensor:  # fmt: skip
+    """e0 where the step keeps it, elsewhere the model's own first guess: e0_hat from pure noise at the last query
+    timestep (what a sampler's first step sees), unit norm, no gradient."""
+    last = scheduler.config.num_train_timesteps - 1
+    t = torch.full((latents.shape[0],), last, device=latents.device, dtype=torch.long)
+    with torch.no_grad():  # a sampler starts from unit-variance noise (trailing spacing: at the last timestep)
+        guess = model.predict_query(latents, noise.noise_guess.to(clean), t, condition)
+        guess = F.normalize(guess.float(), dim=-1).to(clean.dtype)
+    return torch.where(noise.own_guess.to(clean.device)[:, None], guess, clean)
 
 
 def combine(out: ForwardOutputs, settings: UnifiedLossSettings, columns=None, generative_share: float = 1.0

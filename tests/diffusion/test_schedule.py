@@ -47,3 +47,35 @@ def test_the_query_schedule_noises_the_query_and_sets_its_timesteps():
     abar = training_scheduler(cfg.query_schedule).alphas_cumprod[noise.t_e][:, None]
     expected = 16.0 * abar.sqrt() * e0 + (1 - abar).sqrt() * noise.noise_e
     assert torch.allclose(seen["e_t"], expected, atol=1e-5)
+
+
+def test_self_conditioned_query_noises_the_models_own_first_guess():
+    """With query_self_condition, the chosen rows' e_t noise the model's no-grad guess from pure noise at the
+    last timestep; the other rows keep e0; runs without it draw exactly the same random numbers as before."""
+    from diffdis.model.unet import DiffDisModel
+    from diffdis.train.losses import StepNoise, TextInputs, UnifiedLossSettings, unified_forward
+
+    cfg = preset("tiny", query_scale=4.0)
+    plain, mixed = UnifiedLossSettings(tasks="disc"), UnifiedLossSettings(tasks="disc", query_self_condition=0.5)
+    draw = lambda s: StepNoise.draw(torch.Generator().manual_seed(0), s, 1000, (0, 16, 16), (3, 32, 32), 256)  # noqa: E731
+    a, b = draw(plain), draw(mixed)
+    assert a.own_guess is None and torch.equal(a.t_e, b.t_e) and torch.equal(a.noise_e, b.noise_e)
+    assert 0 < int(b.own_guess.sum()) < 16
+    model = DiffDisModel(cfg)
+    guess = torch.nn.functional.normalize(torch.randn(16, 256), dim=-1)
+    calls = []
+
+    def fake_predict(latents, e_t, t, c):
+        calls.append((e_t, t, torch.is_grad_enabled()))
+        return guess * 3 if len(calls) == 1 else e_t
+
+    model.predict_query = fake_predict
+    e0 = torch.nn.functional.normalize(torch.randn(16, 256), dim=-1)
+    text = TextInputs(condition=torch.zeros(16, 4, 256), query=e0, null_condition=torch.zeros(1, 4, 256))
+    sched = training_scheduler(cfg.schedule)
+    unified_forward(model, None, sched, text, torch.zeros(16, 3, 32, 32), b, mixed)
+    (start, t_first, grad_first), (e_t, _, _) = calls
+    assert torch.equal(start, b.noise_guess) and bool((t_first == 999).all()) and not grad_first
+    clean = torch.where(b.own_guess[:, None], guess, e0)
+    abar = sched.alphas_cumprod[b.t_e][:, None]
+    assert torch.allclose(e_t, 4.0 * abar.sqrt() * clean + (1 - abar).sqrt() * b.noise_e, atol=1e-5)
