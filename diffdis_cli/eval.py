@@ -289,9 +289,12 @@ def _prompts(spec: str, count: int | None) -> tuple[list[str], list[dict] | None
     path = Path(spec)
     if path.suffix == ".txt" or path.is_file():
         return read_text_file(path, "prompts")[:count], None, None
+    from diffdis.eval.retrieve import caption_lists
+
     dataset = load_eval_data(spec)
     rows = dataset.rows[:count]
-    return [str(r.get("text", "")) for r in rows], rows, dataset
+    # a row with a list of captions (COCO-style) prompts with its first one
+    return [texts[0] for texts in caption_lists([r.get("text") for r in rows], dataset.name)], rows, dataset
 
 
 @command

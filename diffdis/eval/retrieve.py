@@ -14,13 +14,21 @@ from diffdis.eval.data import EvalData
 from diffdis.eval.metrics import retrieval_recall
 
 
+def caption_lists(values: list[Any], name: str, column: str = "text") -> list[list[str]]:
+    """Each row's captions as a list; a row's column may hold one caption or a list of them."""
+    out = []
+    for i, value in enumerate(values):
+        texts = value if isinstance(value, list) else [value]
+        if not texts or not all(isinstance(v, str) and v.strip() for v in texts):
+            raise DiffDisError(f"{name} row {i}: column {column!r} needs a caption or a list of captions")
+        out.append(texts)
+    return out
+
+
 def captions(data: EvalData, column: str = "text") -> tuple[list[str], list[int]]:
-    """(texts, index of each text's image); a row's column may hold one caption or a list of them."""
+    """(texts, index of each text's image)."""
     texts, text_image = [], []
-    for i, value in enumerate(data.column(column)):
-        values = value if isinstance(value, list) else [value]
-        if not values or not all(isinstance(v, str) and v.strip() for v in values):
-            raise DiffDisError(f"{data.name} row {i}: column {column!r} needs a caption or a list of captions")
+    for i, values in enumerate(caption_lists(data.column(column), data.name, column)):
         texts.extend(values)
         text_image.extend([i] * len(values))
     return texts, text_image

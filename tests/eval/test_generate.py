@@ -67,3 +67,23 @@ def test_grid_layout():
     images = [Image.new("RGB", (4, 4), c) for c in ("red", "green", "blue", "white", "black")]
     grid = image_grid(images)
     assert grid.size == (12, 8) and grid.getpixel((9, 1)) == (0, 0, 255) and grid.getpixel((9, 5)) == (255, 255, 255)
+
+
+def test_list_valued_captions_prompt_with_their_first_caption(setup, tmp_path):
+    """A row whose caption is a list (COCO-style) prompts with its first caption, not the list's repr."""
+    import shutil
+
+    from diffdis_cli.eval import _prompts
+
+    data = tmp_path / "coco_like"
+    shutil.copytree(setup / "world", data)
+    rows = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["text"] = [row["text"], "another caption of it"]
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prompts, kept, _ = _prompts(str(data), 4)
+    assert prompts == [r["text"][0] for r in rows[:4]] and len(kept) == 4
+    rows[1]["text"] = []
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(Exception, match="needs a caption or a list of captions"):
+        _prompts(str(data), 4)
