@@ -123,13 +123,15 @@ class DiffDisPipeline(Components):
         scheduler: str | None = None,
         seed: int = 0,
         callback: Progress = None,
+        negative_prompt: str = "",
     ) -> list[Image.Image]:
+        """`negative_prompt` takes the null caption's place in classifier-free guidance ("" is the null caption)."""
         inf = self.inference
         steps = inf.generate_steps if num_inference_steps is None else num_inference_steps
         scale = inf.generate_guidance if guidance_scale is None else guidance_scale
         _check_sampling(steps, scale)
         prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
-        condition, _ = self.encode_text(list(prompts) + [""])
+        condition, _ = self.encode_text(list(prompts) + [negative_prompt])
         cond, null = condition[:-1], condition[-1:].expand(len(prompts), -1, -1)
         generator = torch.Generator().manual_seed(seed)
         size, channels = self.config.latent_size, self.config.latent_channels

@@ -44,7 +44,17 @@ def test_generate_writes_the_same_png_for_the_same_seed(cli_run):
     assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
     many = diffdis("generate", "a cross", "--model", "run", "--num-images", "2", "--output", "m.png", "--json",
                    "--num-inference-steps", "2", cwd=cli_run)  # fmt: skip
-    assert json.loads(many.stdout)["images"] == ["m-0.png", "m-1.png"]
+    assert json.loads(many.stdout)["images"] == ["m-0.png", "m-1.png"] and json.loads(many.stdout)["grid"] == "m-grid.png"
+    from diffdis.png_record import read_png_record
+
+    records = [read_png_record(cli_run / name) for name in ("m-0.png", "m-1.png", "m-grid.png")]
+    assert [r.get("index") for r in records] == [0, 1, None]
+    assert all(r["prompt"] == "a cross" and r["steps"] == 2 and r["seed"] == 0 and r["scheduler"] == "ddpm" for r in records)
+    assert records[0]["negative_prompt"] == "" and records[0]["diffdis_version"]
+    negative = diffdis("generate", "a cross", "--model", "run", "--num-inference-steps", "2", "--output", "n.png",
+                       "--negative-prompt", "a red circle", cwd=cli_run)  # fmt: skip
+    assert negative.returncode == 0, negative.stderr
+    assert read_png_record(cli_run / "n.png")["negative_prompt"] == "a red circle"
 
 
 def test_classify_json(cli_run):
