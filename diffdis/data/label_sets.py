@@ -14,6 +14,16 @@ DEFAULT_TEMPLATES = {
     "mnist": "mnist",
     "imagenet1k": "imagenet_simple",
     "digits": "digits",
+    # the paper's other zero-shot datasets: each uses CLIP_benchmark's templates for it, saved under its own name
+    "caltech101": "caltech101",
+    "cars": "cars",
+    "flowers": "flowers",
+    "food101": "food101",
+    "sun397": "sun397",
+    "dtd": "dtd",
+    "fgvc_aircraft": "fgvc_aircraft",
+    "pets": "pets",
+    "eurosat": "eurosat",
 }
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from diffdis.config import ModelConfig, TrainConfig
-from diffdis.data.label_sets import builtin_label_sets, builtin_templates, load_labels, load_templates
+from diffdis.data.label_sets import load_labels, load_templates
 from diffdis.data.loader import batch_indices, training_data  # noqa: F401  (batch_indices: re-exported)
 from diffdis.diffusion.schedule import training_scheduler
 from diffdis.errors import DiffDisError, UsageError
@@ -36,10 +36,17 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
+# The label sets and templates a from-scratch tokenizer also learns from, so zero-shot prompts tokenise well.
+# A fixed list, not "every built-in set": adding a label set (e.g. SUN397's 397 scenes) must not change the
+# tokenizer, and so the model, that a recipe with the same seed trains.
+TOKENIZER_LABEL_SETS = ("cifar10", "cifar100", "digits", "imagenet1k", "mnist", "world_colours", "world_objects")
+TOKENIZER_TEMPLATES = ("cifar", "digits", "imagenet", "imagenet_simple", "mnist", "simple")
+
+
 def tokenizer_corpus(captions: list[str]) -> list[str]:
-    """Captions plus every built-in label name and template, so zero-shot prompts tokenise well."""
-    extra = [label for name in builtin_label_sets() for label in load_labels(name)]
-    extra += [t.replace("{}", "") for name in builtin_templates() for t in load_templates(name)]
+    """Captions plus the label names and templates of TOKENIZER_LABEL_SETS / TOKENIZER_TEMPLATES."""
+    extra = [label for name in TOKENIZER_LABEL_SETS for label in load_labels(name)]
+    extra += [t.replace("{}", "") for name in TOKENIZER_TEMPLATES for t in load_templates(name)]
     return captions + extra
 
 
