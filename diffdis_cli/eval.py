@@ -25,8 +25,14 @@ from diffdis_cli.common import (
 app = typer.Typer(help="Benchmarks: zero-shot classification, retrieval, generation; merge results into a table.",
                   no_args_is_help=True)  # fmt: skip
 
-DATA = typer.Option(..., "--data", help="Image folder with metadata.jsonl, or built-in: world (held-out split), digits "
-                    "(test split), NAME/SPLIT, NAME:N.")  # fmt: skip
+DATA = typer.Option(..., "--data", help="Data on disk (a folder or file in any --data-format layout; PATH@SPLIT "
+                    "chooses a split: CIFAR test (default) or train, Karpathy test (default), val, train, restval), or "
+                    "built-in: world (held-out split), digits (test split), NAME/SPLIT, NAME:N.")  # fmt: skip
+DATA_FORMAT = typer.Option("auto", "--data-format", help="Layout of the data on disk (for generate: --prompts and "
+                           "--reference): auto (detected) | metadata (metadata.jsonl) | imagefolder (class folders) | "
+                           "imagenet-devkit | cifar-bin | cifar-python | parquet | karpathy | coco-captions.")  # fmt: skip
+IMAGE_ROOT = typer.Option(None, "--image-root", help="Folder of the images when the data is an annotation file "
+                          "(karpathy, coco-captions) or the ImageNet devkit. Default: found beside it.")  # fmt: skip
 SCHEDULERS = typer.Option(None, "--scheduler", help="Comma list, e.g. ddim,dpm++,unipc. Default: the model's.")
 STEPS = typer.Option(None, "--num-inference-steps", help="Comma list, e.g. 1,2,5,10,25,50. Default: the model's.")
 GUIDANCE = typer.Option(None, "--guidance-scale", help="Comma list of CFG scales over the image (1 = off). Default: the model's.")
@@ -104,7 +110,10 @@ def classify(
     templates: str | None = typer.Option(None, "--templates", help="Built-in template set or a file. Default: the label set's."),
     label_column: str | None = typer.Option(None, "--label-column", help="Metadata column with each image's label. Default: "
                                             "the first of label_name, label, object, colour, ... that names the labels."),
-    drop_unknown: bool = typer.Option(False, "--drop-unknown", help="Skip rows whose label is not in the set."),
+    drop_unknown: bool = typer.Option(False, "--drop-unknown", help="Skip rows whose label is not in the set (and "
+                                      "class folders that are not ImageNet-1k synsets)."),
+    data_format: str = DATA_FORMAT,
+    image_root: Path | None = IMAGE_ROOT,
     method: str = typer.Option("diffdis", "--method", help="diffdis | diffusion-classifier (Li et al. 2023 baseline) | "
                                "clip (a --model folder from diffdis eval train-clip)."),
     schedulers: str | None = SCHEDULERS,
@@ -142,7 +151,7 @@ def classify(
     _no_sampler_for_clip(method, schedulers, steps, guidance)
     placement = resolve_placement(device, dtype)
     label_names, template_list = load_labels(labels), load_templates(templates, labels)
-    dataset = load_eval_data(data)
+    dataset = load_eval_data(data, data_format, image_root, drop_unknown)
     rows, targets, column = label_targets(dataset, label_names, label_column, drop_unknown)
     rows, targets = rows[:max_samples], targets[:max_samples]
     mine = shard(list(range(len(rows))), num_shards, shard_index)
@@ -234,6 +243,8 @@ def retrieve(
     model: Path | None = MODEL,
     data: str = DATA,
     text_column: str = typer.Option("text", "--text-column", help="Metadata column with each image's caption(s)."),
+    data_format: str = DATA_FORMAT,
+    image_root: Path | None = IMAGE_ROOT,
     method: str = typer.Option("diffdis", "--method", help="diffdis | clip (a --model folder from diffdis eval train-clip)."),
     schedulers: str | None = SCHEDULERS,
     steps: str | None = STEPS,
@@ -247,20 +258,17 @@ def retrieve(
     dtype: str = DTYPE,
 ) -> None:
     """Image-text retrieval Recall@1/5/10 both ways (CLIP_benchmark's names too), one JSON per run."""
-    from diffdis.eval.classify import warm_up
-    from diffdis.eval.data import EvalData, load_eval_data
-    from diffdis.eval.retrieve import run_retrieval
-
     from diffdis.errors import UsageError
+    from diffdis.eval.classify import warm_up
+    from diffdis.eval.data import load_eval_data
+    from diffdis.eval.retrieve import run_retrieval
 
     if method not in ("diffdis", "clip"):
         raise UsageError(f"--method must be diffdis or clip, got {method!r}")
     _check_sweep(schedulers, steps, guidance)
     _no_sampler_for_clip(method, schedulers, steps, guidance)
     placement = resolve_placement(device, dtype)
-    dataset = load_eval_data(data)
-    if max_samples is not None:
-        dataset = EvalData(dataset.name, dataset.root, dataset.rows[:max_samples])
+    dataset = load_eval_data(data, data_format, image_root).head(max_samples)
     pipe = _load(model, method, placement)
     warm_up(pipe, dataset.images([0]))
     inf = pipe.inference
@@ -281,17 +289,19 @@ def retrieve(
                       "text_to_image_R@1", "text_to_image_R@5", "seconds_per_image", "path"], json_out)  # fmt: skip
 
 
-def _prompts(spec: str, count: int | None) -> tuple[list[str], list[dict] | None, Any]:
+def _prompts(spec: str, count: int | None, data_format: str = "auto",
+             image_root: Path | None = None) -> tuple[list[str], list[dict] | None, Any]:  # fmt: skip
     """Prompts from a .txt file (one per line), or the captions of evaluation data (rows kept for the judge)."""
+    from diffdis.data.formats import check_format, detect
     from diffdis.data.label_sets import read_text_file
     from diffdis.eval.data import load_eval_data
 
     path = Path(spec)
-    if path.suffix == ".txt" or path.is_file():
+    if check_format(data_format) is None and (path.suffix == ".txt" or (path.is_file() and detect(path) is None)):
         return read_text_file(path, "prompts")[:count], None, None
     from diffdis.eval.retrieve import caption_lists
 
-    dataset = load_eval_data(spec)
+    dataset = load_eval_data(spec, data_format, image_root)
     rows = dataset.rows[:count]
     # a row with a list of captions (COCO-style) prompts with its first one
     return [texts[0] for texts in caption_lists([r.get("text") for r in rows], dataset.name)], rows, dataset
@@ -321,6 +331,8 @@ def generate(
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     output: str = typer.Option("results/{task}_{data}_{scheduler}_{steps}.json", "--output", help="The JSON record."),
     grid: Path | None = typer.Option(None, "--grid", help="Sample grid PNG. Default: the output path with .png."),
+    data_format: str = DATA_FORMAT,
+    image_root: Path | None = IMAGE_ROOT,
     json_out: bool = JSON,
     device: str = DEVICE,
     dtype: str = DTYPE,
@@ -339,12 +351,12 @@ def generate(
         raise UsageError(f"--inception-style must be one of {', '.join(STYLES)}, got {inception_style!r}")
     _check_sweep(scheduler, None if steps is None else str(steps), None if guidance is None else str(guidance))
     where, precision = resolve_placement(device, dtype)
-    prompt_list, rows, prompt_data = _prompts(prompts, num_prompts)
+    prompt_list, rows, prompt_data = _prompts(prompts, num_prompts, data_format, image_root)
     if len(prompt_list) < 2:
         raise UsageError("FID needs at least two prompts")
     if reference is None and prompt_data is None:
         raise UsageError("give --reference DATA: the prompts come from a text file, which holds no images")
-    ref_data = prompt_data if reference is None else load_eval_data(reference)
+    ref_data = prompt_data if reference is None else load_eval_data(reference, data_format, image_root)
     ref_rows = list(range(len(ref_data)))[:max_reference]
     judge = None
     if inception_weights is not None:  # loaded first: a wrong file fails before any image is generated

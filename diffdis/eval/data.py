@@ -1,20 +1,27 @@
-"""Evaluation data: an image folder with metadata.jsonl, or a built-in dataset's evaluation split by name.
+"""Evaluation data: a built-in dataset's evaluation split by name, or data on disk in any layout that
+`diffdis.data.formats` reads (an image folder with metadata.jsonl, class folders, CIFAR, parquet, Karpathy or
+COCO captions JSON, the ILSVRC2012 devkit).
 
 `world` is the world's held-out split (colour x object pairs never seen in training), `digits` the digits
 test split; `world:500` caps the number of images; `world/train` names another split. Built-in sets are
-written once to the cache (`diffdis.data.builtin.cache_root`), like the training data.
+written once to the cache (`diffdis.data.builtin.cache_root`), like the training data. On disk, `PATH@SPLIT`
+chooses a split (see `diffdis.data.formats`).
 """
 
 from __future__ import annotations
 
-import json
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+import numpy as np
+from PIL import Image, UnidentifiedImageError
 
+from diffdis.data import formats
 from diffdis.data.builtin import SPLITS, materialise
+from diffdis.data.formats.metadata import read_metadata
+from diffdis.data.formats.table import Table
 from diffdis.data.images import load_image
 from diffdis.errors import DiffDisError
 
@@ -22,20 +29,36 @@ EVAL_SPLITS = {"world": "heldout", "digits": "test", "shapes": "train"}
 # The column a label set's names come from, when --label-column is not given.
 LABEL_COLUMNS = ("label_name", "label", "object", "colour", "class", "category")
 
+__all__ = ["EvalData", "label_targets", "load_eval_data", "read_metadata", "shard"]
+
 
 @dataclass
-class EvalData:
-    """Rows of metadata.jsonl with their image paths; images are read when asked for (shards read only theirs)."""
-
-    name: str  # short name for result files: the built-in spec or the folder's name
-    root: Path
-    rows: list[dict[str, Any]]
+class EvalData(Table):
+    """Rows of metadata with their images: files under `root` (read when asked for: shards read only theirs),
+    or held in memory (`inline`, one per row) for formats that pack them into their own files (CIFAR, parquet)."""
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def images(self, indices: list[int]) -> list[Image.Image]:
+        if self.inline is not None:
+            return [self._inline_image(i) for i in indices]
         return [load_image(self.root / self.rows[i]["file_name"]).convert("RGB") for i in indices]
+
+    def _inline_image(self, index: int) -> Image.Image:
+        item = self.inline[index]
+        if isinstance(item, np.ndarray):
+            return Image.fromarray(item).convert("RGB")
+        try:
+            with Image.open(io.BytesIO(item)) as image:
+                return image.convert("RGB")
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+            raise DiffDisError(f"{self.name} row {index} is not a readable image ({err})") from err
+
+    def head(self, count: int | None) -> EvalData:
+        """The first `count` rows (all for None), their images with them."""
+        inline = None if self.inline is None else self.inline[:count]
+        return EvalData(self.name, self.root, self.rows[:count], inline)
 
     def column(self, name: str) -> list[Any]:
         missing = [i for i, row in enumerate(self.rows) if name not in row]
@@ -57,37 +80,27 @@ def _parse_builtin(spec: str) -> tuple[str, str, int | None] | None:
     return name, split, int(count) if count else None
 
 
-def read_metadata(root: Path) -> list[dict[str, Any]]:
-    path = root / "metadata.jsonl"
-    if not path.is_file():
-        raise DiffDisError(f"{root} has no metadata.jsonl (one JSON object per line with file_name and columns)")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DiffDisError(f"{path} line {n} is not JSON ({err})") from err
-        if not isinstance(row, dict) or "file_name" not in row:
-            raise DiffDisError(f"{path} line {n} needs a JSON object with a file_name")
-        rows.append(row)
-    if not rows:
-        raise DiffDisError(f"{path} holds no rows")
-    return rows
-
-
-def load_eval_data(spec: str) -> EvalData:
-    """An image folder with metadata.jsonl, or a built-in name: world, digits, shapes (optionally /split, :N)."""
-    path = Path(spec)
-    if path.is_dir():
-        return EvalData(path.resolve().name, path, read_metadata(path))
+def load_eval_data(
+    spec: str, data_format: str | None = None, image_root: Path | None = None, drop_unknown: bool = False
+) -> EvalData:
+    """Data on disk (PATH or PATH@SPLIT; its layout detected, or named by `data_format`), or a built-in name:
+    world, digits, shapes (optionally /split, :N). `image_root`: where an annotation file's images are;
+    `drop_unknown`: leave out class folders that are not ImageNet classes instead of refusing them."""
+    data_format = formats.check_format(data_format)
+    located = formats.locate(spec)
+    if located is not None:
+        path, split = located
+        table = formats.read(path, data_format, formats.Options(split, image_root, drop_unknown))
+        return EvalData(table.name, table.root, table.rows, table.inline)
     builtin = _parse_builtin(spec)
     if builtin is None:
         raise DiffDisError(
             f"cannot use {spec!r} as evaluation data: give an image folder with metadata.jsonl or a built-in "
-            f"name ({', '.join(f'{n} ({s} split)' for n, s in EVAL_SPLITS.items())}), e.g. world:500 or digits/train"
+            f"name ({', '.join(f'{n} ({s} split)' for n, s in EVAL_SPLITS.items())}), e.g. world:500 or digits/train; "
+            f"or data on disk in one of the layouts of --data-format ({', '.join(formats.FORMATS)})"
         )
+    if data_format not in (None, "metadata") or image_root is not None:
+        raise DiffDisError(f"{spec} is a built-in dataset: drop --data-format and --image-root")
     name, split, count = builtin
     root = materialise(name, count, split)
     label = f"{name}-{split}" + (f"-{count}" if count else "")
@@ -98,13 +111,18 @@ def _matches(value: Any, labels: list[str]) -> bool:
     return isinstance(value, str) and value.strip().lower() in labels
 
 
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def label_targets(
     data: EvalData, labels: list[str], column: str | None = None, drop_unknown: bool = False
 ) -> tuple[list[int], list[int], str]:
     """(row indices kept, target index into `labels` per kept row, the column used).
 
     Labels are matched by name, case-insensitively. Without `column`, the first of LABEL_COLUMNS whose
-    values all name a label is used (so world data picks `object` or `colour` by the label set).
+    values all name a label is used (so world data picks `object` or `colour` by the label set), else one
+    some of whose values do, else one of integers (CIFAR's and ImageNet's `label`).
     Integer columns (digits' `label`) are read as indices into the label set.
     """
     lowered = [x.strip().lower() for x in labels]
@@ -112,13 +130,14 @@ def label_targets(
         present = [c for c in LABEL_COLUMNS if all(c in row for row in data.rows)]
         full = [c for c in present if all(_matches(row[c], lowered) for row in data.rows)]
         partial = [c for c in present if any(_matches(row[c], lowered) for row in data.rows)]
-        if not (full or partial):
+        indices = [c for c in present if all(_is_index(row[c]) for row in data.rows)]
+        if not (full or partial or indices):
             raise DiffDisError(
                 f"no column of {data.name} names the labels {labels[:5]}{'...' if len(labels) > 5 else ''} "
                 f"(looked at {present or list(LABEL_COLUMNS)}); choose the label set that matches the data "
                 "or set --label-column"
             )
-        column = (full or partial)[0]
+        column = (full or partial or indices)[0]
     values = data.column(column)
     kept, targets, unknown = [], [], set()
     for i, value in enumerate(values):

@@ -61,8 +61,9 @@ def test_builtin_splits_are_cached_under_the_generator_version(tmp_path, monkeyp
     from diffdis.data import builtin
 
     monkeypatch.setenv("DIFFDIS_CACHE", str(tmp_path))
+    version = builtin.VERSIONS["digits"]
     first = load_eval_data("digits:4")
-    assert len(first) == 4 and [p.name for p in (tmp_path / "datasets").iterdir()] == ["digits-v1-test-4"]
-    monkeypatch.setitem(builtin.VERSIONS, "digits", 2)  # a newer generator never reuses the older copy
+    assert len(first) == 4 and [p.name for p in (tmp_path / "datasets").iterdir()] == [f"digits-v{version}-test-4"]
+    monkeypatch.setitem(builtin.VERSIONS, "digits", version + 1)  # a newer generator never reuses the older copy
     assert len(load_eval_data("digits:4")) == 4
-    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == ["digits-v1-test-4", "digits-v2-test-4"]
+    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == [f"digits-v{version}-test-4", f"digits-v{version + 1}-test-4"]
