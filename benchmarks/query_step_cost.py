@@ -82,7 +82,7 @@ def main() -> None:
     b = args.batch_size
     with torch.inference_mode():
         t_stream = median_seconds(lambda: one_way.model.cache_image_stream(latents, null_c), args.repeat) / b
-        sampling = dict(num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler="ddim", batch_size=b)
+        sampling = {"num_inference_steps": args.steps, "guidance_scale": args.guidance, "scheduler": "ddim", "batch_size": b}
         t_classify = median_seconds(lambda: one_way.image_queries(images, **sampling), args.repeat) / b
         t_joint = median_seconds(lambda: pipes["joint"].image_queries(images, **sampling), max(1, args.repeat // 2)) / b
         stream_params = image_stream_parameters(one_way)
