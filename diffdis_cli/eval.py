@@ -1,4 +1,5 @@
-"""`diffdis eval`: benchmark sweeps that write one JSON per run, and `build` to merge them into a table."""
+"""`diffdis eval`: benchmark sweeps that write one JSON per run, `build` to merge them into a table, `plot`.
+(`generate` and `fid-stats` are in eval_generate.py, the options they share in eval_common.py.)"""
 
 from __future__ import annotations
 
@@ -9,98 +10,32 @@ from typing import Any
 import typer
 
 from diffdis_cli.baselines import train_clip
-from diffdis_cli.common import (
-    DEVICE,
-    DTYPE,
-    MODEL,
-    command,
-    err_console,
-    load_pipeline,
-    model_fields,
-    print_json,
-    progress,
-    resolve_placement,
+from diffdis_cli.common import DEVICE, DTYPE, MODEL, command, err_console, load_pipeline, progress, resolve_placement
+from diffdis_cli.eval_common import (
+    BATCH,
+    DATA,
+    DATA_FORMAT,
+    GUIDANCE,
+    IMAGE_ROOT,
+    JSON,
+    MAX_SAMPLES,
+    NUM_SHARDS,
+    SCHEDULERS,
+    SEED,
+    SHARD_INDEX,
+    STEPS,
+    check_shard,
+    check_sweep,
+    common_fields,
+    parse_list,
+    report,
+    save_record,
+    with_guidance,
 )
+from diffdis_cli.eval_generate import fid_stats, generate
 
 app = typer.Typer(help="Benchmarks: zero-shot classification, retrieval, generation; merge results into a table.",
                   no_args_is_help=True)  # fmt: skip
-
-DATA = typer.Option(..., "--data", help="Data on disk (a folder or file in any --data-format layout; PATH@SPLIT "
-                    "chooses a split: CIFAR test (default) or train, Karpathy test (default), val, train, restval), or "
-                    "built-in: world (held-out split), digits (test split), NAME/SPLIT, NAME:N.")  # fmt: skip
-DATA_FORMAT = typer.Option("auto", "--data-format", help="Layout of the data on disk (for generate: --prompts and "
-                           "--reference): auto (detected) | metadata (metadata.jsonl) | imagefolder (class folders) | "
-                           "imagenet-devkit | cifar-bin | cifar-python | parquet | karpathy | coco-captions.")  # fmt: skip
-IMAGE_ROOT = typer.Option(None, "--image-root", help="Folder of the images when the data is an annotation file "
-                          "(karpathy, coco-captions) or the ImageNet devkit. Default: found beside it.")  # fmt: skip
-SCHEDULERS = typer.Option(None, "--scheduler", help="Comma list, e.g. ddim,dpm++,unipc. Default: the model's.")
-STEPS = typer.Option(None, "--num-inference-steps", help="Comma list, e.g. 1,2,5,10,25,50. Default: the model's.")
-GUIDANCE = typer.Option(None, "--guidance-scale", help="Comma list of CFG scales over the image (1 = off). Default: the model's.")
-SEED = typer.Option(0, "--seed")
-BATCH = typer.Option(64, "--batch-size", min=1, help="Images per forward pass.")
-MAX_SAMPLES = typer.Option(None, "--max-samples", min=1, help="Evaluate only the first N samples.")
-JSON = typer.Option(False, "--json", help="Print the records as JSON (without per-sample results).")
-
-
-def _list(value: str | None, default: Any, cast: type, flag: str) -> list:
-    from diffdis.errors import UsageError
-
-    if value is None:
-        return [default]
-    try:
-        items = [cast(v.strip()) for v in value.split(",") if v.strip()]
-    except ValueError as err:
-        raise UsageError(f"{flag} {value!r}: give a comma-separated list ({err})") from None
-    if not items:
-        raise UsageError(f"{flag} is empty")
-    return items
-
-
-def _check_sweep(schedulers: str | None, steps: str | None, guidance: str | None) -> None:
-    """Refuse a bad scheduler, step count or scale before data and model are loaded."""
-    from diffdis.pipeline import check_sampling_options
-
-    for scheduler in _list(schedulers, None, str, "--scheduler"):
-        check_sampling_options(None, None, scheduler)
-    for n in _list(steps, None, int, "--num-inference-steps"):
-        check_sampling_options(n, None, None)
-    for scale in _list(guidance, None, float, "--guidance-scale"):
-        check_sampling_options(None, scale, None)
-
-
-def _with_guidance(template: str, scales: list[float]) -> str:
-    """A sweep over guidance scales needs {guidance} in the file name, or runs would overwrite each other."""
-    if len(scales) < 2 or "{guidance}" in template:
-        return template
-    path = Path(template)
-    return str(path.with_name(f"{path.stem}_g{{guidance}}{path.suffix}"))
-
-
-def _common_fields(pipe: Any, model: Path | None, data_name: str, seed: int) -> dict[str, Any]:
-    from diffdis import __version__
-
-    card = model_fields(pipe)
-    return {"model": str(model) if model is not None else "default", "model_name": card["model"],
-            "model_version": card["model_version"],
-            "data": data_name, "seed": seed, "diffdis_version": __version__,
-            "device": str(pipe.device), "dtype": str(pipe.dtype).removeprefix("torch."),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
-
-
-def _report(records: list[dict[str, Any]], keys: list[str], json_out: bool) -> None:
-    if json_out:
-        print_json([{k: v for k, v in r.items() if k != "samples"} for r in records])
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="results")
-    for key in keys:
-        table.add_column(key)
-    for r in records:
-        table.add_row(*(f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys))
-    Console().print(table)
-
 
 @command
 def classify(
@@ -125,8 +60,8 @@ def classify(
     seed: int = SEED,
     batch_size: int = BATCH,
     max_samples: int | None = MAX_SAMPLES,
-    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the samples into K shards ..."),
-    shard_index: int = typer.Option(0, "--shard-index", min=0, help="... and evaluate shard I (every K-th sample)."),
+    num_shards: int = NUM_SHARDS,
+    shard_index: int = SHARD_INDEX,
     output: str = typer.Option("results/{task}_{data}_{scheduler}_{steps}.json", "--output",
                                help="Where each run's JSON goes; fields {task} {data} {scheduler} {steps} {method} {guidance} {shard}."),
     json_out: bool = JSON,
@@ -144,10 +79,9 @@ def classify(
 
     if method not in ("diffdis", "diffusion-classifier", "clip"):
         raise UsageError(f"--method must be diffdis, diffusion-classifier or clip, got {method!r}")
-    if shard_index >= num_shards:
-        raise UsageError(f"--shard-index {shard_index} must be below --num-shards {num_shards}")
+    check_shard(num_shards, shard_index)
     if method == "diffdis":
-        _check_sweep(schedulers, steps, guidance)
+        check_sweep(schedulers, steps, guidance)
     _no_sampler_for_clip(method, schedulers, steps, guidance)
     placement = resolve_placement(device, dtype)
     label_names, template_list = load_labels(labels), load_templates(templates, labels)
@@ -160,19 +94,19 @@ def classify(
         raise UsageError(f"shard {shard_index} of {num_shards} holds no samples: use fewer shards")
     pipe = _load(model, method, placement)
     images = dataset.images(rows)
-    base = {"task": "classify", "method": method, **_common_fields(pipe, model, dataset.name, seed), "labels": labels,
+    base = {"task": "classify", "method": method, **common_fields(pipe, model, dataset.name, seed), "labels": labels,
             "templates": templates or "default", "label_column": column, "num_classes": len(label_names),
             "max_samples": max_samples, "num_shards": num_shards, "shard_index": shard_index, "n": len(rows)}  # fmt: skip
     evaluation.warm_up(pipe, images)
     if method in ("diffdis", "clip"):
-        scales = _list(guidance, pipe.inference.query_guidance, float, "--guidance-scale")
-        runs = [(s, n, g) for s in _list(schedulers, pipe.inference.query_scheduler, str, "--scheduler")
-                for n in _list(steps, pipe.inference.query_steps, int, "--num-inference-steps") for g in scales]  # fmt: skip
+        scales = parse_list(guidance, pipe.inference.query_guidance, float, "--guidance-scale")
+        runs = [(s, n, g) for s in parse_list(schedulers, pipe.inference.query_scheduler, str, "--scheduler")
+                for n in parse_list(steps, pipe.inference.query_steps, int, "--num-inference-steps") for g in scales]  # fmt: skip
         records = _sweep_diffdis(pipe, images, targets, rows, label_names, template_list, runs, base,
-                                 _with_guidance(output, scales), batch_size, json_out)  # fmt: skip
+                                 with_guidance(output, scales), batch_size, json_out)  # fmt: skip
     else:
         records = []
-        for n_timesteps in _list(dc_timesteps, 25, int, "--dc-timesteps"):
+        for n_timesteps in parse_list(dc_timesteps, 25, int, "--dc-timesteps"):
             err_console.print(f"diffusion classifier: {n_timesteps} timesteps x {len(label_names)} classes, {len(images)} images")
             start = time.perf_counter()
             logits, passes = diffusion_classify(pipe, images, label_names, template_list, n_timesteps, dc_keep, seed, batch_size)
@@ -182,8 +116,8 @@ def classify(
                       **evaluation.classification_metrics(logits, torch.tensor(targets)),
                       "seconds": seconds, "seconds_per_image": seconds / len(images),
                       "samples": evaluation.sample_record(logits, targets, rows)}  # fmt: skip
-            records.append(_save(record, output, "dc", n_timesteps, method, None, num_shards, shard_index))
-    _report(records, ["method", "scheduler", "steps", "guidance", "n", "acc1", "acc5", "mean_per_class_recall",
+            records.append(save_record(record, output, "dc", n_timesteps, method, None, num_shards, shard_index))
+    report(records, ["method", "scheduler", "steps", "guidance", "n", "acc1", "acc5", "mean_per_class_recall",
                       "seconds_per_image", "path"], json_out)  # fmt: skip
 
 
@@ -224,18 +158,8 @@ def _sweep_diffdis(pipe: Any, images: list, targets: list[int], rows: list[int],
         # calls of the query network (down + middle blocks and query transformer; no up path) per image
         record = {**base, "scheduler": scheduler, "steps": n_steps, "guidance": scale,
                   "query_passes_per_image": n_steps * (1 if scale == 1.0 else 2), **result}  # fmt: skip
-        records.append(_save(record, output, scheduler, n_steps, base["method"], scale, base["num_shards"], base["shard_index"]))
+        records.append(save_record(record, output, scheduler, n_steps, base["method"], scale, base["num_shards"], base["shard_index"]))
     return records
-
-
-def _save(record: dict[str, Any], template: str, scheduler: str, steps: Any, method: str, guidance: Any,
-          num_shards: int = 1, shard_index: int = 0) -> dict[str, Any]:  # fmt: skip
-    from diffdis.eval.results import output_path, write_record
-
-    path = output_path(template, task=record["task"], data=record["data"], scheduler=scheduler, steps=steps, method=method,
-                       guidance=guidance, shard=shard_index, num_shards=num_shards, shard_index=shard_index)  # fmt: skip
-    write_record(record, path)
-    return {**record, "path": str(path)}
 
 
 @command
@@ -252,6 +176,9 @@ def retrieve(
     seed: int = SEED,
     batch_size: int = BATCH,
     max_samples: int | None = MAX_SAMPLES,
+    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the images into K shards (each still ranked "
+                                   "against every caption) ..."),
+    shard_index: int = SHARD_INDEX,
     output: str = typer.Option("results/{task}_{data}_{scheduler}_{steps}.json", "--output", help="Where each run's JSON goes."),
     json_out: bool = JSON,
     device: str = DEVICE,
@@ -260,140 +187,50 @@ def retrieve(
     """Image-text retrieval Recall@1/5/10 both ways (CLIP_benchmark's names too), one JSON per run."""
     from diffdis.errors import UsageError
     from diffdis.eval.classify import warm_up
-    from diffdis.eval.data import load_eval_data
+    from diffdis.eval.data import load_eval_data, shard
     from diffdis.eval.retrieve import run_retrieval
 
     if method not in ("diffdis", "clip"):
         raise UsageError(f"--method must be diffdis or clip, got {method!r}")
-    _check_sweep(schedulers, steps, guidance)
+    check_shard(num_shards, shard_index)
+    check_sweep(schedulers, steps, guidance)
     _no_sampler_for_clip(method, schedulers, steps, guidance)
     placement = resolve_placement(device, dtype)
     dataset = load_eval_data(data, data_format, image_root).head(max_samples)
+    mine = shard(list(range(len(dataset))), num_shards, shard_index)
+    if not mine:
+        raise UsageError(f"shard {shard_index} of {num_shards} holds no images: use fewer shards")
     pipe = _load(model, method, placement)
-    warm_up(pipe, dataset.images([0]))
+    warm_up(pipe, dataset.images(mine[:1]))
     inf = pipe.inference
-    base = {"task": "retrieve", "method": method, **_common_fields(pipe, model, dataset.name, seed),
-            "max_samples": max_samples, "n": len(dataset)}  # fmt: skip
+    base = {"task": "retrieve", "method": method, **common_fields(pipe, model, dataset.name, seed),
+            "text_column": text_column, "max_samples": max_samples, "num_shards": num_shards,
+            "shard_index": shard_index, "n": len(mine)}  # fmt: skip
     records = []
-    scales = _list(guidance, inf.query_guidance, float, "--guidance-scale")
-    output = _with_guidance(output, scales)
-    for scheduler in _list(schedulers, inf.query_scheduler, str, "--scheduler"):
-        for n_steps in _list(steps, inf.query_steps, int, "--num-inference-steps"):
+    scales = parse_list(guidance, inf.query_guidance, float, "--guidance-scale")
+    output = with_guidance(output, scales)
+    for scheduler in parse_list(schedulers, inf.query_scheduler, str, "--scheduler"):
+        for n_steps in parse_list(steps, inf.query_steps, int, "--num-inference-steps"):
             for scale in scales:
                 with progress(f"{scheduler} {n_steps} steps s={scale}", enabled=not json_out) as update:
                     result = run_retrieval(pipe, dataset, scheduler, n_steps, scale, seed, batch_size, text_column,
-                                           callback=update)  # fmt: skip
+                                           callback=update, indices=mine if num_shards > 1 else None)  # fmt: skip
                 record = {**base, "scheduler": scheduler, "steps": n_steps, "guidance": scale, **result}
-                records.append(_save(record, output, scheduler, n_steps, method, scale))
-    _report(records, ["scheduler", "steps", "guidance", "n", "num_texts", "image_to_text_R@1", "image_to_text_R@5",
+                records.append(save_record(record, output, scheduler, n_steps, method, scale, num_shards, shard_index))
+    report(records, ["scheduler", "steps", "guidance", "n", "num_texts", "image_to_text_R@1", "image_to_text_R@5",
                       "text_to_image_R@1", "text_to_image_R@5", "seconds_per_image", "path"], json_out)  # fmt: skip
 
 
-def _prompts(spec: str, count: int | None, data_format: str = "auto",
-             image_root: Path | None = None) -> tuple[list[str], list[dict] | None, Any]:  # fmt: skip
-    """Prompts from a .txt file (one per line), or the captions of evaluation data (rows kept for the judge)."""
-    from diffdis.data.formats import check_format, detect
-    from diffdis.data.label_sets import read_text_file
-    from diffdis.eval.data import load_eval_data
-
-    path = Path(spec)
-    if check_format(data_format) is None and (path.suffix == ".txt" or (path.is_file() and detect(path) is None)):
-        return read_text_file(path, "prompts")[:count], None, None
-    from diffdis.eval.retrieve import caption_lists
-
-    dataset = load_eval_data(spec, data_format, image_root)
-    rows = dataset.rows[:count]
-    # a row with a list of captions (COCO-style) prompts with its first one
-    return [texts[0] for texts in caption_lists([r.get("text") for r in rows], dataset.name)], rows, dataset
-
-
-@command
-def generate(
-    model: Path | None = MODEL,
-    prompts: str = typer.Option(..., "--prompts", help="A .txt file (one prompt per line), or data whose captions are the "
-                                "prompts (e.g. world: the held-out split; the judge then checks object and colour)."),
-    reference: str | None = typer.Option(None, "--reference", help="Reference images for FID (data as for --data). "
-                                         "Default: the --prompts data."),
-    num_prompts: int | None = typer.Option(64, "--num-prompts", min=2, help="Use the first N prompts."),
-    max_reference: int | None = typer.Option(None, "--max-reference", min=2, help="Use the first N reference images."),
-    features: str | None = typer.Option(None, "--features", help="FID features: judge (default), judge:DIR, or "
-                                        "module:function mapping a list of PIL images to an (N, D) array."),
-    inception_weights: Path | None = typer.Option(None, "--inception-weights", help="FID with the standard Inception-v3 "
-                                                  "pool3 features: pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
-                                                  "(the same file as torch-fidelity's), from disk."),
-    inception_style: str = typer.Option("torch-fidelity", "--inception-style", help="Whose resize and scaling feed the "
-                                        "Inception: torch-fidelity (TF1 bilinear, as TF FID), clean-fid (PIL bicubic) "
-                                        "or pytorch-fid."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="Default: the model's."),
-    steps: int | None = typer.Option(None, "--num-inference-steps", help="Default: the model's."),
-    guidance: float | None = typer.Option(None, "--guidance-scale", help="Default: the model's."),
-    seed: int = SEED,
-    batch_size: int = typer.Option(16, "--batch-size", min=1),
-    output: str = typer.Option("results/{task}_{data}_{scheduler}_{steps}.json", "--output", help="The JSON record."),
-    grid: Path | None = typer.Option(None, "--grid", help="Sample grid PNG. Default: the output path with .png."),
-    data_format: str = DATA_FORMAT,
-    image_root: Path | None = IMAGE_ROOT,
-    json_out: bool = JSON,
-    device: str = DEVICE,
-    dtype: str = DTYPE,
-) -> None:
-    """FID (judge or Inception features), DiffDis score, judge accuracy and a sample grid for generated images."""
-    from diffdis.errors import UsageError
-    from diffdis.eval.data import load_eval_data
-    from diffdis.eval.fid import is_judge, judge_dir, judge_features, load_extractor
-    from diffdis.eval.generate import image_grid, run_generation
-    from diffdis.eval.inception import STYLES
-    from diffdis.eval.results import write_record
-
-    if inception_weights is not None and features is not None:
-        raise UsageError("pass --features or --inception-weights, not both: each chooses the FID features")
-    if inception_style not in STYLES:
-        raise UsageError(f"--inception-style must be one of {', '.join(STYLES)}, got {inception_style!r}")
-    _check_sweep(scheduler, None if steps is None else str(steps), None if guidance is None else str(guidance))
-    where, precision = resolve_placement(device, dtype)
-    prompt_list, rows, prompt_data = _prompts(prompts, num_prompts, data_format, image_root)
-    if len(prompt_list) < 2:
-        raise UsageError("FID needs at least two prompts")
-    if reference is None and prompt_data is None:
-        raise UsageError("give --reference DATA: the prompts come from a text file, which holds no images")
-    ref_data = prompt_data if reference is None else load_eval_data(reference, data_format, image_root)
-    ref_rows = list(range(len(ref_data)))[:max_reference]
-    judge = None
-    if inception_weights is not None:  # loaded first: a wrong file fails before any image is generated
-        extractor = load_extractor(None, str(inception_weights), inception_style, where)  # fp32: FID features
-        features_name = f"inception:{inception_style}"
-    elif is_judge(features):  # the judge that gives the features also checks the prompts
-        from diffdis.eval.judge import load_judge
-
-        judge = load_judge(judge_dir(features), where)
-        extractor, features_name = judge_features(judge), features or "judge"
-    else:
-        extractor, features_name = load_extractor(features), features
-    pipe = load_pipeline(model, where, precision)
-    inf = pipe.inference
-    scheduler, steps = scheduler or inf.generate_scheduler, steps or inf.generate_steps
-    guidance = inf.generate_guidance if guidance is None else guidance
-    with progress("generating", enabled=not json_out) as update:
-        metrics, images = run_generation(pipe, prompt_list, ref_data.images(ref_rows), extractor, rows, judge, steps, guidance,
-                                         scheduler, seed, batch_size, update)  # fmt: skip
-    data_name = prompt_data.name if prompt_data is not None else Path(prompts).stem
-    record = {"task": "generate", "method": "diffdis", **_common_fields(pipe, model, data_name, seed), "prompts": prompts,
-              "reference": ref_data.name, "features": features_name, "scheduler": scheduler, "steps": steps,
-              "guidance": guidance, **metrics}  # fmt: skip
-    record = _save(record, output, scheduler, steps, "diffdis", guidance)
-    grid_path = grid or Path(record["path"]).with_suffix(".png")
-    image_grid(images[:64]).save(grid_path)
-    record["grid"] = str(grid_path)
-    write_record({k: v for k, v in record.items() if k != "path"}, Path(record["path"]))
-    _report([record], ["scheduler", "steps", "guidance", "n", "fid", "diffdis_score", "judge_object_accuracy",
-                       "judge_colour_accuracy", "seconds_per_image", "path", "grid"], json_out)  # fmt: skip
+RESULTS = typer.Argument(..., help="Result JSON files (runs and shards).")
+TABLE = typer.Option(Path("table.csv"), "--output", help="The merged table (CSV).")
+PLOT = typer.Option(None, "--plot", help="PNG: accuracy vs steps and vs seconds per image, per scheduler.")
 
 
 @command
 def build(
-    results: list[Path] = typer.Argument(..., help="Result JSON files (runs and shards)."),
-    output: Path = typer.Option(Path("table.csv"), "--output", help="The merged table (CSV)."),
-    plot: Path | None = typer.Option(None, "--plot", help="PNG: accuracy vs steps and vs seconds per image, per scheduler."),
+    results: list[Path] = RESULTS,
+    output: Path = TABLE,
+    plot: Path | None = PLOT,
     metric: str = typer.Option("acc1", "--metric", help="What --plot draws."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Merge runs with missing shards anyway."),
 ) -> None:
@@ -408,8 +245,29 @@ def build(
         typer.echo(f"plot -> {plot}")
 
 
+SWEEP_RESULTS = typer.Argument(..., help="Result JSON files of a sweep (runs and shards).")
+PLOT_OUTPUT = typer.Option(Path("plot.png"), "--output", help="The PNG (or .pdf / .svg).")
+
+
+@command
+def plot(
+    results: list[Path] = SWEEP_RESULTS,
+    output: Path = PLOT_OUTPUT,
+    metric: str = typer.Option("acc1", "--metric", help="What to draw: acc1, acc5, image_to_text_R@1, ..."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Merge runs with missing shards anyway."),
+) -> None:
+    """Accuracy vs sampler steps and vs seconds per image, one line per scheduler (and model, guidance, labels, data
+    where those vary); needs matplotlib, diffdis's eval extra."""
+    from diffdis.eval.results import merge_shards, plot_accuracy, read_records
+
+    plot_accuracy(merge_shards(read_records(results), allow_partial), output, metric)
+    typer.echo(f"plot -> {output}")
+
+
 app.command("classify")(classify)
 app.command("retrieve")(retrieve)
 app.command("generate")(generate)
+app.command("fid-stats")(fid_stats)
 app.command("build")(build)
+app.command("plot")(plot)
 app.command("train-clip")(train_clip)

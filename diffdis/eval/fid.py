@@ -13,12 +13,16 @@ comparable between diffdis models but not with published FIDs. Those use Incepti
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from scipy import linalg
 
 from diffdis.errors import DiffDisError
@@ -94,3 +98,45 @@ def judge_dir(spec: str | None) -> str | None:
 
 def is_judge(spec: str | None) -> bool:
     return spec is None or spec == "judge" or spec.startswith("judge:")
+
+
+@dataclass
+class Features:
+    """The FID feature space a run uses: the extractor, how records name it, and an identity that reference
+    statistics must share (the weights' fingerprint, so a path written another way still matches)."""
+
+    extract: FeatureExtractor
+    name: str  # judge, judge:DIR, inception:STYLE or module:function
+    identity: str
+    dim: int
+    judge: Any = None  # the judge, when the features are its own: it also checks the prompts
+
+
+def file_digest(path: str | Path) -> str:
+    """The first 16 hex digits of the file's SHA-256 (about 0.2 s for the 95 MB Inception file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def choose_features(spec: str | None = None, inception_weights: str | Path | None = None,
+                    inception_style: str = "torch-fidelity", device: Any = "cpu") -> Features:  # fmt: skip
+    """`load_extractor`'s choice, named and fingerprinted; its feature size is found by extracting one blank image."""
+    if inception_weights is not None:
+        extract = load_extractor(spec, str(inception_weights), inception_style, device)
+        name, identity = f"inception:{inception_style}", f"inception:{inception_style}:{file_digest(inception_weights)}"
+        judge = None
+    elif is_judge(spec):
+        from diffdis.eval.judge import SHIPPED_DIR, load_judge
+
+        judge = load_judge(judge_dir(spec), device)
+        extract, name = judge_features(judge), spec or "judge"
+        identity = f"judge:{file_digest(Path(judge_dir(spec) or SHIPPED_DIR) / 'model.safetensors')}"
+    else:
+        extract, name, identity, judge = load_extractor(spec), str(spec), str(spec), None
+    probe = np.asarray(extract([Image.new("RGB", (32, 32), (127, 127, 127))] * 2))
+    if probe.ndim != 2 or len(probe) != 2:
+        raise DiffDisError(f"--features {name}: the extractor must map N images to an (N, D) array, got shape {probe.shape}")
+    return Features(extract, name, identity, probe.shape[1], judge)

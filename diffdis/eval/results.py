@@ -1,8 +1,10 @@
 """Result records: one JSON file per run (or per shard of a run), merged into one table and one plot.
 
 A record is a flat JSON object: what ran (task, method, model, data, sampler, steps, guidance, seed, shard)
-and what came out (CLIP_benchmark's metric names, seconds_per_image, n). Classification records also keep
-each sample's target and top-5 classes under "samples", so `build_table` merges shards exactly.
+and what came out (CLIP_benchmark's metric names, seconds_per_image, n). A shard keeps what its run's metrics
+need, so `merge_shards` recomputes them exactly: classification each sample's target and top-5 classes,
+retrieval each image's rank and each text's best images ("samples"), generation its feature statistics
+(an .npz beside the record).
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from diffdis.errors import DiffDisError
 from diffdis.eval.classify import metrics_from_samples
+from diffdis.eval.generate import merge_generation
+from diffdis.eval.retrieve import merge_retrieval
 
 RUN_KEYS = ("task", "method", "model", "data", "labels", "templates", "label_column", "scheduler", "steps",
-            "guidance", "seed", "dc_timesteps", "dc_keep", "max_samples", "num_shards")  # fmt: skip
+            "guidance", "seed", "dc_timesteps", "dc_keep", "max_samples", "num_shards", "text_column",
+            "num_prompts", "batch_size", "reference", "max_reference", "features", "clip_model")  # fmt: skip
 FIRST_COLUMNS = ("task", "method", "model", "data", "labels", "scheduler", "steps", "guidance", "seed", "n")
 HIDDEN = {"samples", "shard_index", "num_shards", "created"}
 
@@ -37,8 +43,14 @@ def output_path(template: str, **fields: Any) -> Path:
 
 
 def write_record(record: dict[str, Any], path: Path) -> Path:
+    """Write through a temporary file renamed over `path`: a reader never sees half a record."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -70,20 +82,28 @@ def _merge(shards: list[dict[str, Any]], allow_partial: bool) -> dict[str, Any]:
         )
     if total == 1:
         return first
+    merged = _MERGERS.get(first["task"], _merge_classification)(shards)
+    return {**merged, "shards": f"{len(seen)}/{total}", "_path": ", ".join(r["_path"] for r in shards)}
+
+
+def _merge_classification(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    first = shards[0]
     samples: dict[str, list] = {"index": [], "target": [], "top": []}
     for r in shards:
         if "samples" not in r:
             raise DiffDisError(f"{r['_path']} is a shard without per-sample results; it cannot be merged")
-        for key in samples:
-            samples[key].extend(r["samples"][key])
+        for key, values in samples.items():
+            values.extend(r["samples"][key])
     n = len(samples["target"])
     seconds = sum(float(r.get("seconds", 0.0)) for r in shards)
     merged = {**first, **metrics_from_samples(samples, int(first["num_classes"])), "n": n, "seconds": seconds,
-              "seconds_per_image": seconds / n, "shards": f"{len(seen)}/{total}",
-              "_path": ", ".join(r["_path"] for r in shards)}  # fmt: skip
+              "seconds_per_image": seconds / n}  # fmt: skip
     if "unet_passes_per_image" in first:
         merged["unet_passes_per_image"] = sum(r["unet_passes_per_image"] * r["n"] for r in shards) / n
     return merged
+
+
+_MERGERS = {"generate": merge_generation, "retrieve": merge_retrieval}
 
 
 def merge_shards(records: list[dict[str, Any]], allow_partial: bool = False) -> list[dict[str, Any]]:
@@ -117,17 +137,18 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> list[str]:
 
 def plot_accuracy(rows: list[dict[str, Any]], path: Path, metric: str = "acc1") -> None:
     """Two panels: `metric` against sampler steps and against seconds per image, one line per scheduler
-    (and per guidance / data / labels where those vary); Diffusion Classifier runs as points in the second."""
+    (and per guidance / data / labels / model where those vary); Diffusion Classifier runs as points in the
+    second. Any record with `metric` is drawn (acc1 of classify, image_to_text_R@1 of retrieve, ...)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as err:
-        raise DiffDisError("--plot needs matplotlib: pip install 'diffdis[eval]'") from err
-    runs = [r for r in rows if r.get("task") == "classify" and metric in r]
+        raise DiffDisError("plotting needs matplotlib: pip install 'diffdis[eval]'") from err
+    runs = [r for r in rows if isinstance(r.get(metric), int | float) and r.get("steps") is not None]
     if not runs:
-        raise DiffDisError(f"no classification results with {metric!r} to plot")
+        raise DiffDisError(f"no results with {metric!r} to plot (classify: acc1, acc5; retrieve: image_to_text_R@1, ...)")
     diffdis_runs = [r for r in runs if r.get("method", "diffdis") == "diffdis"]
     varying = [k for k in ("data", "labels", "guidance", "model") if len({str(r.get(k)) for r in diffdis_runs}) > 1]
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -135,25 +156,33 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path, metric: str = "acc1") 
         dc = r.get("method", "diffdis") != "diffdis"
         keys = [k for k in varying if not (dc and k == "guidance")]
         lines[" ".join([str(r["method"] if dc else r.get("scheduler"))] + [f"{k}={r.get(k)}" for k in keys])].append(r)
+    percent = all(0 <= r[metric] <= 1 for r in runs)  # accuracies and recalls in %, FID as it is
+    ylabel = f"{metric} (%)" if percent else metric
     fig, (by_steps, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
     steps_seen: set[int] = set()
     for colour, (label, points) in enumerate(sorted(lines.items())):
         points.sort(key=lambda r: float(r.get("steps") or 0))
-        ys = [100 * r[metric] for r in points]
+        ys = [(100 if percent else 1) * r[metric] for r in points]
         dc = points[0].get("method", "diffdis") != "diffdis"
-        style = dict(color=f"C{colour}", marker="s" if dc else "o", linestyle=":" if dc else "-", label=label)
+        style = {"color": f"C{colour}", "marker": "s" if dc else "o", "linestyle": ":" if dc else "-", "label": label}
         if not dc:
             by_steps.plot([r["steps"] for r in points], ys, **style)
             steps_seen.update(int(r["steps"]) for r in points)
-        by_time.plot([r["seconds_per_image"] for r in points], ys, **style)
-    by_steps.set(xscale="log", xlabel="sampler steps", ylabel=f"{metric} (%)", title=f"{metric} vs steps")
+        timed = [(r["seconds_per_image"], y) for r, y in zip(points, ys) if r.get("seconds_per_image")]
+        by_time.plot([t for t, _ in timed], [y for _, y in timed], **style)
+    by_steps.set(xscale="log", xlabel="sampler steps", ylabel=ylabel, title=f"{metric} vs steps")
     by_steps.set_xticks(sorted(steps_seen), [str(s) for s in sorted(steps_seen)])
     by_steps.minorticks_off()
-    by_time.set(xscale="log", xlabel="seconds per image", ylabel=f"{metric} (%)", title=f"{metric} vs time")
+    by_time.set(xscale="log", xlabel="seconds per image", ylabel=ylabel, title=f"{metric} vs time")
     for ax in (by_steps, by_time):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")  # the suffix tells matplotlib the format
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

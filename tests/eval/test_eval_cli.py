@@ -48,7 +48,7 @@ def test_classify_shards_build_and_plot(setup, monkeypatch):
     else:
         assert result.exit_code == 0, result.output
         assert Path("plot.png").stat().st_size > 1000
-    rows = list(csv.DictReader(open("table.csv")))
+    rows = list(csv.DictReader(Path("table.csv").read_text().splitlines()))
     assert len(rows) == 4 and all(r["n"] == "8" and r["shards"] == "2/2" for r in rows)
     assert sorted((r["scheduler"], r["guidance"]) for r in rows) == [("ddim", "1"), ("ddim", "2"), ("dpm++", "1"), ("dpm++", "2")]
 
@@ -96,3 +96,49 @@ def test_bad_sampler_options_are_refused_before_anything_loads(tmp_path, monkeyp
                                  ("--num-inference-steps", "5,x", "comma-separated")):  # fmt: skip
         result = runner.invoke(app, ["eval", "classify", "--model", "nowhere", "--data", "nowhere", "--labels", "a,b", flag, value])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_retrieve_shards_and_build(setup, monkeypatch):
+    monkeypatch.chdir(setup)
+    common = ["eval", "retrieve", "--model", "model", "--data", "world", "--num-inference-steps", "1", "--num-shards", "3",
+              "--output", "shards/r.json", "--json"]  # fmt: skip
+    for shard in ("0", "1", "2"):
+        result = runner.invoke(app, [*common, "--shard-index", shard])
+        assert result.exit_code == 0, result.output
+        (record,) = json.loads(result.stdout)
+        assert record["n"] == len(range(int(shard), 8, 3)) and record["num_texts"] == 8
+    files = [f"shards/r_shard{i}of3.json" for i in range(3)]
+    from diffdis.eval.results import merge_shards, read_records
+    from diffdis.eval.retrieve import recall_from_samples
+
+    (merged,) = merge_shards(read_records([Path(f) for f in files]))
+    samples = [json.loads(Path(f).read_text())["samples"] for f in files]
+    assert merged["n"] == 8 and merged["shards"] == "3/3" and merged["image_to_text_R@10"] == 1.0
+    assert {k: merged[k] for k in recall_from_samples(samples)} == recall_from_samples(samples)
+    assert not any(k.startswith(("any_true_", "own_caption_ceiling_")) for k in merged)  # per-run views only
+    result = runner.invoke(app, ["eval", "build", *files, "--output", "shards/t.csv"])
+    assert result.exit_code == 0 and "1 runs from 3 files" in result.output, result.output
+    result = runner.invoke(app, ["eval", "retrieve", "--model", "model", "--data", "world", "--num-shards", "9",
+                                 "--shard-index", "8"])  # fmt: skip
+    assert result.exit_code == 2 and "holds no images" in result.output
+
+
+def test_plot_command(setup, monkeypatch, tmp_path):
+    monkeypatch.chdir(setup)
+    files = sorted(str(f) for f in Path("results").glob("classify_*.json"))
+    if not files:  # on its own: make two runs to draw
+        for steps in ("1", "2"):
+            result = runner.invoke(app, ["eval", "classify", "--model", "model", "--data", "world", "--labels", "world_colours",
+                                         "--num-inference-steps", steps, "--json"])  # fmt: skip
+            assert result.exit_code == 0, result.output
+        files = sorted(str(f) for f in Path("results").glob("classify_*.json"))
+    out = tmp_path / "plots" / "sweep.png"
+    result = runner.invoke(app, ["eval", "plot", *files, "--output", str(out), "--allow-partial"])
+    if importlib.util.find_spec("matplotlib") is None:  # the optional extra diffdis[eval]
+        assert result.exit_code == 1 and "pip install 'diffdis[eval]'" in result.output
+        assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+    else:
+        assert result.exit_code == 0, result.output
+        assert out.stat().st_size > 1000 and [p.name for p in out.parent.iterdir()] == ["sweep.png"]
+        result = runner.invoke(app, ["eval", "plot", *files, "--output", str(out), "--metric", "nope"])
+        assert result.exit_code == 1 and "no results with 'nope'" in result.output

@@ -73,7 +73,7 @@ def test_list_valued_captions_prompt_with_their_first_caption(setup, tmp_path):
     """A row whose caption is a list (COCO-style) prompts with its first caption, not the list's repr."""
     import shutil
 
-    from diffdis_cli.eval import _prompts
+    from diffdis_cli.eval_generate import load_prompts
 
     data = tmp_path / "coco_like"
     shutil.copytree(setup / "world", data)
@@ -81,9 +81,9 @@ def test_list_valued_captions_prompt_with_their_first_caption(setup, tmp_path):
     for row in rows:
         row["text"] = [row["text"], "another caption of it"]
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    prompts, kept, _ = _prompts(str(data), 4)
+    prompts, kept, _ = load_prompts(str(data), 4)
     assert prompts == [r["text"][0] for r in rows[:4]] and len(kept) == 4
     rows[1]["text"] = []
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(Exception, match="needs a caption or a list of captions"):
-        _prompts(str(data), 4)
+        load_prompts(str(data), 4)
