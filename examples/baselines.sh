@@ -26,9 +26,9 @@ for seed in $SEEDS; do
     if [ "$name" = clip ]; then
       [ -f "$dir/clip_baseline.json" ] || diffdis eval train-clip "${COMMON[@]}" --seed "$seed" --output-dir "$dir" --json > /dev/null
     else
+      RESUME=(); [ -f "$dir/checkpoints/latest" ] && RESUME=(--resume-from-checkpoint latest)
       [ -f "$dir/model_index.json" ] || diffdis train "${COMMON[@]}" --seed "$seed" --preset "$PRESET" --tasks "$name" \
-        --mixed-precision bf16 --checkpointing-steps 500 --resume-from-checkpoint latest "${QUERY_FLAGS[@]}" \
-        --output-dir "$dir" --json > /dev/null
+        --mixed-precision bf16 --checkpointing-steps 500 "${RESUME[@]}" "${QUERY_FLAGS[@]}" --output-dir "$dir" --json > /dev/null
     fi
     R="$OUT/results/seed$seed/$name"; mkdir -p "$R"
     method=diffdis; [ "$name" = clip ] && method=clip
