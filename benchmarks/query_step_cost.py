@@ -18,27 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from eval_ratios import median_seconds  # benchmarks/: run as a script, its folder is on sys.path
 from PIL import Image
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from diffdis.config import preset
 from diffdis.model.text import train_tokenizer
 from diffdis.pipeline import DiffDisPipeline
-
-
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def image_stream_parameters(pipe: DiffDisPipeline) -> int:
