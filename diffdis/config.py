@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from diffdis.errors import DiffDisError, UsageError
+from diffdis.query_options import check_schedule
 
 FORMAT_VERSION = 1  # bump when a saved config can no longer be read by this code
 
@@ -136,28 +137,6 @@ def _sd_schedule() -> dict[str, Any]:
 
 
 TEXT_POOLINGS = ("eot", "mean", "cls", "pooler")
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-
-
-def check_schedule(schedule: Any, name: str) -> None:
-    """Refuse, in one line, a noise schedule that diffusers' DDPMScheduler would reject or misread."""
-    if not isinstance(schedule, dict):
-        raise UsageError(f"{name} must be a JSON object of DDPMScheduler settings, got {schedule!r}")
-    allowed = {"num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "steps_offset", "rescale_betas_zero_snr"}
-    unknown = sorted(set(schedule) - allowed)
-    if unknown:
-        raise UsageError(f"{name}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    steps = schedule.get("num_train_timesteps", 1000)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
-        raise UsageError(f"{name}: num_train_timesteps must be an integer >= 2, got {steps!r}")
-    kind = schedule.get("beta_schedule", "linear")
-    if kind not in BETA_SCHEDULES:
-        raise UsageError(f"{name}: beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {kind!r}")
-    start, end = schedule.get("beta_start", 1e-4), schedule.get("beta_end", 0.02)
-    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (start, end)) or not 0 < start <= end < 1:
-        raise UsageError(f"{name}: need 0 < beta_start <= beta_end < 1, got {start!r}, {end!r}")
-
-
 @dataclass
 class ModelConfig:
     """The network. `unet`, `text_encoder`, `vae` and `schedule` are kwargs of the diffusers /
@@ -386,39 +365,6 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     else:
         raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}, or a model_config.json file")
     return cfg
-
-
-NAMED_QUERY_SCHEDULES: dict[str, dict[str, Any] | None] = {
-    "image": None,  # share the image's schedule (the paper)
-    "linear": _pixel_schedule(),
-    "scaled-linear": _sd_schedule(),
-    "cosine": {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"},
-}
-
-
-def parse_query_schedule(text: str) -> dict[str, Any] | None:
-    """`--query-schedule`: a name (image, linear, scaled-linear, cosine) or a JSON object of DDPMScheduler kwargs."""
-    if text in NAMED_QUERY_SCHEDULES:
-        return NAMED_QUERY_SCHEDULES[text]
-    try:
-        schedule = json.loads(text)
-    except json.JSONDecodeError:
-        raise UsageError(f"--query-schedule must be one of {', '.join(NAMED_QUERY_SCHEDULES)} or a JSON object, got {text!r}") from None
-    check_schedule(schedule, "--query-schedule")
-    return schedule
-
-
-def parse_query_scale(text: str) -> float | str:
-    """`--query-scale`: a positive number, or "sqrt-d" for unit variance per dimension (gamma = sqrt(d))."""
-    if text == "sqrt-d":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"--query-scale must be a positive number or 'sqrt-d', got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise UsageError(f"--query-scale must be a positive number or 'sqrt-d', got {text!r}")
-    return value
 
 
 def to_json(cfg: Any) -> str:

@@ -79,7 +79,7 @@ def train(
     """Train DiffDis: L = L_IG + lambda * L_ITA on every batch. Writes a model folder to --output-dir."""
     quiet_libraries()
     from diffdis.config import TrainConfig
-    from diffdis.config import parse_query_scale, parse_query_schedule
+    from diffdis.query_options import parse_query_scale, parse_query_schedule
     from diffdis.config import preset as make_preset
     from diffdis.device import resolve_device
     from diffdis.errors import DiffDisError

@@ -105,7 +105,7 @@ def test_nonsense_query_schedules_are_refused_in_one_line(schedule, message):
 
 
 def test_query_flags_parse_names_numbers_and_json():
-    from diffdis.config import parse_query_scale, parse_query_schedule
+    from diffdis.query_options import parse_query_scale, parse_query_schedule
 
     assert parse_query_scale("sqrt-d") == "sqrt-d" and parse_query_scale("4") == 4.0
     assert parse_query_schedule("image") is None
