@@ -19,6 +19,7 @@ PRESET=${PRESET:-tiny-patch2}
 METHODS=${METHODS:-"both disc gen clip"}
 QUERY=${QUERY:-"--query-scale=1"}   # the text-query settings under test (comma-separated train flags)
 N=${N:-300}                          # held-out world images for classification and retrieval
+GEN_N=${GEN_N:-200}                  # held-out captions to generate from (judge accuracy, FID)
 IFS=, read -r -a QUERY_FLAGS <<< "$QUERY"
 COMMON=(--data "$DATA" --max-steps "$STEPS" --batch-size 32 --learning-rate 5e-4 --warmup-steps 300 --lr-scheduler cosine)
 for seed in $SEEDS; do
@@ -43,7 +44,7 @@ for seed in $SEEDS; do
         --output "$R/retrieve.json" --json > /dev/null
     fi
     if [ "$name" = both ] || [ "$name" = gen ]; then
-      [ -f "$R/generate.json" ] || diffdis eval generate --model "$dir" --prompts world --num-prompts 200 \
+      [ -f "$R/generate.json" ] || diffdis eval generate --model "$dir" --prompts world --num-prompts "$GEN_N" \
         --output "$R/generate.json" --json > /dev/null
     fi
   done
