@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from diffdis.data.label_sets import builtin_label_sets
 from diffdis_cli.common import (
     DEVICE,
     DTYPE,
@@ -18,6 +19,8 @@ from diffdis_cli.common import (
     quiet_libraries,
     resolve_placement,
 )
+
+LABELS_HELP = f"A built-in label set ({', '.join(builtin_label_sets())}), FILE.txt (one label a line) or a,b,c."
 
 STEPS = typer.Option(None, "--num-inference-steps", help="Sampler steps for the text query. Default: the model's.")
 GUIDANCE = typer.Option(None, "--guidance-scale", help="CFG scale over the image (1 = off; paper's w = s - 1).")
@@ -44,7 +47,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 def classify(
     images: list[Path] = typer.Argument(..., help="Image files."),
     model: Path | None = MODEL,
-    labels: str = typer.Option(..., "--labels", help="Built-in set (cifar10, cifar100, mnist, imagenet1k), FILE.txt or a,b,c."),
+    labels: str = typer.Option(..., "--labels", help=LABELS_HELP),
     templates: str | None = typer.Option(None, "--templates", help="Built-in template set or a file (one '{}' per line)."),
     num_inference_steps: int | None = STEPS,
     guidance_scale: float | None = GUIDANCE,

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from diffdis.data.label_sets import builtin_label_sets
 from diffdis_cli.baselines import train_clip
 from diffdis_cli.common import DEVICE, DTYPE, MODEL, command, err_console, load_pipeline, progress, resolve_placement
 from diffdis_cli.eval_common import (
@@ -37,11 +38,13 @@ from diffdis_cli.eval_generate import fid_stats, generate
 app = typer.Typer(help="Benchmarks: zero-shot classification, retrieval, generation; merge results into a table.",
                   no_args_is_help=True)  # fmt: skip
 
+LABELS_HELP = f"A built-in label set ({', '.join(builtin_label_sets())}), FILE.txt (one label a line) or a,b,c."
+
 @command
 def classify(
     model: Path | None = MODEL,
     data: str = DATA,
-    labels: str = typer.Option(..., "--labels", help="Built-in set (world_objects, world_colours, digits, ...), FILE.txt or a,b,c."),
+    labels: str = typer.Option(..., "--labels", help=LABELS_HELP),
     templates: str | None = typer.Option(None, "--templates", help="Built-in template set or a file. Default: the label set's."),
     label_column: str | None = typer.Option(None, "--label-column", help="Metadata column with each image's label. Default: "
                                             "the first of label_name, label, object, colour, ... that names the labels."),
