@@ -45,7 +45,10 @@ def test_builtin_names_are_written_once_to_the_cache_and_joined(tmp_path, monkey
     monkeypatch.setenv("DIFFDIS_CACHE", str(tmp_path))
     ds = load_captioned("shapes:12+digits:5")
     assert len(ds) == 17 and set(ds.column_names) == {"image", "text"}
-    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == ["digits-v1-train-5", "shapes-v1-train-12"]
+    from diffdis.data.builtin import VERSIONS
+
+    expected = [f"digits-v{VERSIONS['digits']}-train-5", f"shapes-v{VERSIONS['shapes']}-train-12"]
+    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == expected
     stamp = (tmp_path / "datasets" / "shapes-v1-train-12" / "metadata.jsonl").stat().st_mtime_ns
     assert len(load_captioned("shapes:12")) == 12
     assert (tmp_path / "datasets" / "shapes-v1-train-12" / "metadata.jsonl").stat().st_mtime_ns == stamp  # reused
