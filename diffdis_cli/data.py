@@ -27,11 +27,14 @@ def make(
         None, "--split", help="world: train or heldout (unseen colour x object pairs); digits: train or test."
     ),
     size: int = typer.Option(32, "--size", min=8, help="Image side in pixels."),
+    style: str | None = typer.Option(
+        None, "--style", help="world, digits: varied (default; digits test: plain) or plain (version 1, as the shipped v3 model saw)."
+    ),
 ) -> None:
     """Write a built-in captioned dataset as an image folder with metadata.jsonl."""
     from diffdis.data.builtin import make_dataset
 
-    written = make_dataset(name, out, num_images, seed, split or "train", size)
+    written = make_dataset(name, out, num_images, seed, split or "train", size, style)
     err_console.print(f"wrote {written} images and metadata.jsonl to {out}", highlight=False)
 
 

@@ -16,12 +16,16 @@ DEFAULT_NUM_IMAGES = 1000
 
 
 def make_dataset(
-    name: str, out: Path, num_images: int | None = None, seed: int = 0, split: str = "train", size: int = 32
+    name: str, out: Path, num_images: int | None = None, seed: int = 0, split: str = "train", size: int = 32,
+    style: str | None = None,
 ) -> int:
     """Write dataset `name` to `out` as an image folder with metadata.jsonl; returns the number of images.
 
     `num_images` defaults to 1000 for the drawn worlds; for digits it caps the split (default: all of it).
+    `style` (world, digits): "varied" or "plain" (version 1); None: the generator's default.
     """
+    if style is not None and name == "shapes":
+        raise UsageError("--style applies to world and digits; shapes has one style")
     if name not in SPLITS:
         raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(SPLITS)}")
     if split not in SPLITS[name]:
@@ -32,11 +36,11 @@ def make_dataset(
     if name == "digits":
         from diffdis.data.digits import make_digits
 
-        make_digits(out, split, seed, size, limit=num_images)
+        make_digits(out, split, seed, size, limit=num_images, style=style)
     elif name == "world":
         from diffdis.data.world import make_world
 
-        make_world(out, num_images or DEFAULT_NUM_IMAGES, seed, size, split)
+        make_world(out, num_images or DEFAULT_NUM_IMAGES, seed, size, split, style or "varied")
     else:
         from diffdis.data.shapes import make_shapes
 

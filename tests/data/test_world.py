@@ -105,3 +105,18 @@ def test_cli_makes_world_and_digits_and_rejects_a_bad_split(tmp_path):
     assert digits.exit_code == 0 and len(rows(tmp_path / "d")) == 5
     bad = runner.invoke(app, ["data", "make", "world", "--out", str(tmp_path / "x"), "--split", "test"])
     assert bad.exit_code == 2 and "heldout" in bad.output
+
+
+def test_cli_style_chooses_varied_or_plain_drawings(tmp_path):
+    from diffdis_cli.main import app
+
+    runner = CliRunner()
+    for style in ("plain", "varied"):
+        made = runner.invoke(app, ["data", "make", "world", "--out", str(tmp_path / style), "--num-images", "3", "--style", style])
+        assert made.exit_code == 0, made.output
+    assert all("slant" not in r for r in rows(tmp_path / "plain")) and all("slant" in r for r in rows(tmp_path / "varied"))
+    assert (tmp_path / "plain" / "metadata.jsonl").read_bytes() == (make_world(tmp_path / "p2", 3, style="plain") / "metadata.jsonl").read_bytes()
+    wild = runner.invoke(app, ["data", "make", "world", "--out", str(tmp_path / "w"), "--style", "wild"])
+    assert wild.exit_code != 0 and "style" in wild.output and not (tmp_path / "w" / "metadata.jsonl").exists()
+    shapes = runner.invoke(app, ["data", "make", "shapes", "--out", str(tmp_path / "s"), "--style", "plain"])
+    assert shapes.exit_code == 2 and "one style" in shapes.output
