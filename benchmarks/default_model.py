@@ -39,7 +39,7 @@ from diffdis.eval.judge import Judge, load_judge, read_labelled_folder
 from diffdis.eval.metrics import accuracy_topk, mean_per_class_recall, retrieval_recall
 from diffdis.eval.retrieve import world_truth_recall
 from diffdis.pipeline import DiffDisPipeline
-from diffdis_cli.common import quiet_libraries  # no library progress bars between the section lines
+from diffdis.quiet import quiet_libraries  # no library progress bars between the section lines
 
 HELDOUT_SEED = 2026  # the evaluation images: a heldout split no training run draws (DiffDis 0, judge 1234)
 # six training pairs, then two held-out ones (a red airplane and a green star were never drawn in training)

@@ -1,7 +1,7 @@
 """Zero-shot accuracy on the built-in shapes world over samplers, steps and image guidance.
 
     python benchmarks/shapes_sweep.py --model runs/quickstart/model --data runs/quickstart/test-200
-(make the test folder with `diffdis data make shapes --out DIR --num-images 200 --seed 99`).
+(make the test folder with `diffdis data make shapes --output-dir DIR --num-images 200 --seed 99`).
 Prints one row per setting: colour+shape accuracy (32 labels), shape-only and colour-only accuracy, s/image.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from pathlib import Path
 
 import torch
 from PIL import Image
 
+from diffdis.data.formats.metadata import read_metadata
 from diffdis.data.shapes import COLOURS, SHAPES
 from diffdis.pipeline import DiffDisPipeline
 
@@ -32,7 +32,7 @@ def main() -> None:
 
     torch.set_grad_enabled(False)
     pipe = DiffDisPipeline.from_pretrained(args.model)
-    rows = [json.loads(line) for line in (Path(args.data) / "metadata.jsonl").read_text().splitlines()][: args.max_images]
+    rows = read_metadata(Path(args.data))[: args.max_images]
     images = [Image.open(Path(args.data) / r["file_name"]).convert("RGB") for r in rows]
     labels = [f"{c} {s}" for c in COLOURS for s in SHAPES]
     truth = torch.tensor([labels.index(f"{r['colour']} {r['shape']}") for r in rows])

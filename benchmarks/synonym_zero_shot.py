@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from diffdis.data import world  # noqa: E402
+from diffdis.data.formats.metadata import read_metadata  # noqa: E402
 from diffdis.data.world import COLOUR_WORDS, OBJECT_WORDS, OBJECTS, make_world  # noqa: E402
 from diffdis.pipeline import DiffDisPipeline  # noqa: E402
 
@@ -78,7 +79,7 @@ def main() -> None:
     assert not seen, f"'unseen' words that captions use: {seen}"
     with tempfile.TemporaryDirectory() as tmp:
         make_world(Path(tmp) / "test", args.num_images, args.seed, 32, "train")
-        rows = [json.loads(line) for line in (Path(tmp) / "test" / "metadata.jsonl").read_text().splitlines()]
+        rows = read_metadata(Path(tmp) / "test")
         images = {r["file_name"]: Image.open(Path(tmp) / "test" / r["file_name"]).convert("RGB") for r in rows}
     colours = list(COLOUR_WORDS)
     tasks = {

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from diffdis.errors import DiffDisError, UsageError
+from diffdis.presets import list_presets, preset_fields
 from diffdis.query_options import check_schedule
 
 FORMAT_VERSION = 1  # bump when a saved config can no longer be read by this code
@@ -22,121 +23,27 @@ FORMAT_VERSION = 1  # bump when a saved config can no longer be read by this cod
 T = TypeVar("T")
 
 
-def _tiny_unet() -> dict[str, Any]:
-    # Pixel space 32x32. Attention only at 16x16 and 8x8: full-resolution attention costs ~5x on CPU.
-    return {
-        "sample_size": 32,
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-        "block_out_channels": [32, 64, 128],
-        "layers_per_block": 1,
-        "attention_head_dim": 4,  # diffusers' legacy name: the number of heads
-        "cross_attention_dim": 256,
-        "norm_num_groups": 32,
-    }
+def _tiny(key: str) -> dict[str, Any]:
+    fields = preset_fields("tiny")
+    assert fields is not None, "diffdis/presets/tiny.json is missing from the installed package"
+    return fields[key]
+
+
+def _tiny_unet() -> dict[str, Any]:  # ModelConfig's defaults are the tiny preset's (diffdis/presets/tiny.json)
+    return _tiny("unet")
 
 
 def _tiny_text() -> dict[str, Any]:
-    return {
-        "vocab_size": 4096,  # replaced by the trained tokenizer's size
-        "hidden_size": 256,
-        "intermediate_size": 1024,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "max_position_embeddings": 32,
-        "projection_dim": 256,
-    }
-
-
-def _tiny_latent_unet() -> dict[str, Any]:
-    # 8x8x4 latents of a small f=4 autoencoder (diffdis train-autoencoder): attention at 8x8 and 4x4, none at 2x2.
-    return {
-        "sample_size": 8,
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-        "block_out_channels": [64, 128, 128],
-        "layers_per_block": 1,
-        "attention_head_dim": 4,  # diffusers' legacy name: the number of heads
-        "cross_attention_dim": 256,
-        "norm_num_groups": 32,
-    }
-
-
-def _tiny_patch2_unet() -> dict[str, Any]:
-    # 32x32 pixels folded into 16x16x12 (patch_size 2); attention at 8x8 and 4x4. About 2x cheaper per step
-    # than the tiny preset on CPU (0.87 s against 1.73 s at batch 32, 2 cores). Patches of 4 (8x8x48) were
-    # 3x cheaper but learned L_IG several times slower: 64 channels must carry 48 noise channels through.
-    return {
-        **_tiny_latent_unet(),
-        "sample_size": 16,
-        "in_channels": 12,
-        "out_channels": 12,
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-    }
-
-
-def _sd15_unet() -> dict[str, Any]:
-    return {
-        "sample_size": 64,
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-        "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-        "block_out_channels": [320, 640, 1280, 1280],
-        "layers_per_block": 2,
-        "attention_head_dim": 8,
-        "cross_attention_dim": 768,
-        "norm_num_groups": 32,
-    }
-
-
-def _sd15_text() -> dict[str, Any]:  # CLIP ViT-L/14 text tower
-    return {
-        "vocab_size": 49408,
-        "hidden_size": 768,
-        "intermediate_size": 3072,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "max_position_embeddings": 77,
-        "hidden_act": "quick_gelu",
-        "projection_dim": 768,
-    }
-
-
-def _sd_vae() -> dict[str, Any]:
-    return {
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "up_block_types": ["UpDecoderBlock2D"] * 4,
-        "block_out_channels": [128, 256, 512, 512],
-        "layers_per_block": 2,
-        "latent_channels": 4,
-        "sample_size": 512,
-        "scaling_factor": 0.18215,
-    }
+    return _tiny("text_encoder")
 
 
 def _pixel_schedule() -> dict[str, Any]:
-    return {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02}
-
-
-def _sd_schedule() -> dict[str, Any]:
-    return {
-        "num_train_timesteps": 1000,
-        "beta_schedule": "scaled_linear",
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "steps_offset": 1,
-    }
+    return _tiny("schedule")
 
 
 TEXT_POOLINGS = ("eot", "mean", "cls", "pooler")
+
+
 @dataclass
 class ModelConfig:
     """The network. `unet`, `text_encoder`, `vae` and `schedule` are kwargs of the diffusers /
@@ -334,37 +241,17 @@ class TrainConfig:
             raise UsageError(f"bad-rows must be 'error' or 'skip', got {self.bad_rows!r}")
 
 
-PRESETS = ("tiny", "tiny-patch2", "tiny-latent", "sd15")
+PRESETS = list_presets()  # the files in diffdis/presets/
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
-    """A named geometry (tiny, sd15) or a model_config.json file; `overrides` replace top-level fields."""
+    """A named geometry (diffdis/presets/NAME.json) or a model_config.json file; `overrides` replace top-level fields."""
     if name.endswith(".json"):
-        cfg = dataclasses.replace(load_config(ModelConfig, Path(name)), **overrides)
-    elif name == "tiny":
-        cfg = ModelConfig(preset="tiny", **overrides)
-    elif name == "tiny-patch2":
-        base = dict(preset="tiny-patch2", unet=_tiny_patch2_unet(), patch_size=2, query_transformer_width=192)
-        cfg = ModelConfig(**{**base, **overrides})
-    elif name == "tiny-latent":
-        # The autoencoder comes from --vae (its config and weights); the UNet is sized for its 8x8x4 latents.
-        base = dict(preset="tiny-latent", unet=_tiny_latent_unet(), schedule=_sd_schedule(), clip_sample=None, query_transformer_width=192)
-        cfg = ModelConfig(**{**base, **overrides})
-    elif name == "sd15":
-        base = dict(
-            preset="sd15",
-            image_size=512,
-            unet=_sd15_unet(),
-            text_encoder=_sd15_text(),
-            vae=_sd_vae(),
-            schedule=_sd_schedule(),
-            clip_sample=None,
-            query_transformer_width=768,
-        )
-        cfg = ModelConfig(**{**base, **overrides})
-    else:
-        raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}, or a model_config.json file")
-    return cfg
+        return dataclasses.replace(load_config(ModelConfig, Path(name)), **overrides)
+    fields = preset_fields(name)
+    if fields is None:
+        raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}, or a model_config.json file")
+    return ModelConfig(**{**fields, "preset": name, **overrides})
 
 
 def to_json(cfg: Any) -> str:

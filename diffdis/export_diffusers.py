@@ -10,15 +10,14 @@ CLIP text encoder qualify: the pipeline always decodes with a VAE and calls a CL
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import transformers
 from transformers import CLIPTextModel
 
+from diffdis.atomic import atomic_path
 from diffdis.diffusion.sample import make_scheduler
 from diffdis.errors import DiffDisError
 from diffdis.model.autoencoder import LatentAutoencoder
@@ -57,14 +56,11 @@ def export_diffusers(pipe, out_dir: str | Path, source: str | Path = "the model"
         requires_safety_checker=False,
     )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_path(out_dir) as tmp:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process of the same id
         # transformers' save_pretrained imports deepspeed when installed, which logs to stdout
         with contextlib.redirect_stdout(sys.stderr):
             sd.save_pretrained(tmp, safe_serialization=True)
         if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(out_dir)  # a folder cannot be renamed over a non-empty one
     return out_dir

@@ -60,6 +60,7 @@ def save_folder(parts: Components, directory: Path) -> None:
     are kept). A crash leaves no model_index.json, which loading reports as an incomplete folder."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    # Not diffdis.atomic: the parts are moved into a folder that stays (with its checkpoints/), not renamed whole.
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
         cfg = parts.model.config

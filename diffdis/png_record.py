@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from diffdis.atomic import write_atomic
 from diffdis.errors import DiffDisError
 
 KEY = "diffdis"
@@ -25,10 +26,7 @@ def save_png(image: Image.Image, path: Path, record: dict[str, Any] | None = Non
         info.add_text(KEY, json.dumps(record, sort_keys=True))
         if "prompt" in record:
             info.add_text("prompt", str(record["prompt"]))  # for viewers that show plain keys
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG", pnginfo=info)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
 
 
 def read_png_record(path: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from diffdis.errors import UsageError
+from diffdis.presets import preset_fields
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
@@ -35,11 +36,13 @@ QUERY_SCHEDULE_NAMES = ("image", "linear", "scaled-linear", "cosine")
 
 
 def named_query_schedule(name: str) -> dict[str, Any] | None:
-    """image: share the image's (the paper); linear: the pixel presets'; scaled-linear: SD's; cosine: iDDPM's."""
-    from diffdis.config import preset
-
-    return {"image": None, "linear": preset("tiny").schedule, "scaled-linear": preset("sd15").schedule,
-            "cosine": {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}}[name]  # fmt: skip
+    """image: share the image's (the paper); linear: the pixel presets'; scaled-linear: SD's; cosine: iDDPM's.
+    The first two are read from the preset files, not from `diffdis.config`, which imports this module."""
+    if name in ("linear", "scaled-linear"):
+        fields = preset_fields("tiny" if name == "linear" else "sd15")
+        assert fields is not None, "diffdis/presets/ is missing from the installed package"
+        return fields["schedule"]
+    return {"image": None, "cosine": {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}}[name]
 
 
 def parse_query_schedule(text: str) -> dict[str, Any] | None:

@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape  # messages hold paths and [extras]: print them as written
 
+from diffdis.quiet import quiet_libraries  # re-exported: every command silences the libraries the same way
+
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,18 +41,6 @@ def debug_enabled() -> bool:
     current = _current_context()
     root = current.find_root() if current is not None else None
     return bool(root and root.obj and root.obj.get("debug")) or os.environ.get("DIFFDIS_DEBUG") == "1"
-
-
-def quiet_libraries() -> None:
-    """Library progress bars and advisory warnings would drown our own output."""
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def command(fn: F) -> F:

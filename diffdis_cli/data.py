@@ -18,7 +18,7 @@ def make(
     name: str = typer.Argument(
         ..., help="Dataset: shapes (toy shapes), world (CIFAR-10 objects and shapes), digits (scikit-learn digits)."
     ),
-    out: Path = typer.Option(..., "--out", help="Folder to write (image files + metadata.jsonl)."),
+    output_dir: Path | None = typer.Option(None, "--output-dir", help="Folder to write (image files + metadata.jsonl); required."),
     num_images: int | None = typer.Option(
         None, "--num-images", min=1, help="Images to write (default 1000); digits: at most this many of the split."
     ),
@@ -30,18 +30,26 @@ def make(
     style: str | None = typer.Option(
         None, "--style", help="world, digits: varied (default; digits test: plain) or plain (version 1, as the shipped v3 model saw)."
     ),
+    out: Path | None = typer.Option(None, "--out", hidden=True, help="The old name of --output-dir."),
 ) -> None:
     """Write a built-in captioned dataset as an image folder with metadata.jsonl."""
     from diffdis.data.builtin import make_dataset
+    from diffdis.errors import UsageError
 
-    written = make_dataset(name, out, num_images, seed, split or "train", size, style)
-    err_console.print(f"wrote {written} images and metadata.jsonl to {out}", highlight=False)
+    if output_dir is None and out is None:
+        raise UsageError("give the folder to write: --output-dir DIR")
+    if output_dir is not None and out is not None:
+        raise UsageError("give --output-dir or its old name --out, not both")
+    output_dir = output_dir or out
+    check_writable_folder(output_dir, "--output-dir" if out is None else "--out")
+    written = make_dataset(name, output_dir, num_images, seed, split or "train", size, style)
+    err_console.print(f"wrote {written} images and metadata.jsonl to {output_dir}", highlight=False)
 
 
 @app.command("cache")
 @command
 def cache(
-    data: str = typer.Option(..., "--data", help="The captioned images to encode: an image folder, parquet, webdataset tar shards, ..."),
+    data: str = typer.Option(..., "--data", help="Images to encode, as for diffdis train --data: a folder, parquet, tar shards, world:5000+digits, ..."),
     output_dir: Path = typer.Option(..., "--output-dir", help="A new folder for the cache (pass it to diffdis train --data)."),
     model: Path | None = typer.Option(None, "--model", help="A model folder whose frozen encoders make the cache."),
     init_from: str | None = typer.Option(None, "--init-from", help="A diffusers Stable Diffusion v1 folder, as for diffdis train --init-from."),

@@ -1,14 +1,14 @@
-"""What the `diffdis eval` commands share: options, sweep parsing, the record's common fields, output."""
+"""What the `diffdis eval` commands share: options, progress bars, the records printed as JSON or a table.
+(Sweeps, records and their files are the library's: diffdis.eval.sweep, generate_run, results.)"""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from diffdis_cli.common import model_fields, print_json
+from diffdis_cli.common import print_json, progress
 
 DATA = typer.Option(..., "--data", help="Data on disk (a folder or file in any --data-format layout; PATH@SPLIT "
                     "chooses a split: CIFAR test (default) or train, Karpathy test (default), val, train, restval), or "
@@ -24,6 +24,8 @@ GUIDANCE = typer.Option(None, "--guidance-scale", help="Comma list of CFG scales
 SEED = typer.Option(0, "--seed")
 BATCH = typer.Option(64, "--batch-size", min=1, help="Images per forward pass.")
 MAX_SAMPLES = typer.Option(None, "--max-samples", min=1, help="Evaluate only the first N samples.")
+# diffdis.eval.results.DEFAULT_OUTPUT, spelt out: importing it would load torch for `diffdis --help`
+DEFAULT_OUTPUT = "results/{task}_{data}_{scheduler}_{steps}.json"
 JSON = typer.Option(False, "--json", help="Print the records as JSON (without per-sample results).")
 
 
@@ -31,58 +33,9 @@ NUM_SHARDS = typer.Option(1, "--num-shards", min=1, help="Split the samples into
 SHARD_INDEX = typer.Option(0, "--shard-index", min=0, help="... and evaluate shard I (merge them with `eval build`).")
 
 
-def check_shard(num_shards: int, shard_index: int) -> None:
-    if shard_index >= num_shards:
-        from diffdis.errors import UsageError
-
-        raise UsageError(f"--shard-index {shard_index} must be below --num-shards {num_shards}")
-
-
-def parse_list(value: str | None, default: Any, cast: type, flag: str) -> list:
-    """A comma-list option as `cast` values; [default] when it is not given."""
-    from diffdis.errors import UsageError
-
-    if value is None:
-        return [default]
-    try:
-        items = [cast(v.strip()) for v in value.split(",") if v.strip()]
-    except ValueError as err:
-        raise UsageError(f"{flag} {value!r}: give a comma-separated list ({err})") from None
-    if not items:
-        raise UsageError(f"{flag} is empty")
-    return items
-
-
-def check_sweep(schedulers: str | None, steps: str | None, guidance: str | None) -> None:
-    """Refuse a bad scheduler, step count or scale before data and model are loaded."""
-    from diffdis.pipeline import check_sampling_options
-
-    for scheduler in parse_list(schedulers, None, str, "--scheduler"):
-        check_sampling_options(None, None, scheduler)
-    for n in parse_list(steps, None, int, "--num-inference-steps"):
-        check_sampling_options(n, None, None)
-    for scale in parse_list(guidance, None, float, "--guidance-scale"):
-        check_sampling_options(None, scale, None)
-
-
-def with_guidance(template: str, scales: list[float]) -> str:
-    """A sweep over guidance scales needs {guidance} in the file name, or runs would overwrite each other."""
-    if len(scales) < 2 or "{guidance}" in template:
-        return template
-    path = Path(template)
-    return str(path.with_name(f"{path.stem}_g{{guidance}}{path.suffix}"))
-
-
-def common_fields(pipe: Any, model: Path | None, data_name: str, seed: int) -> dict[str, Any]:
-    """What every record says about the run: model, data, seed, versions, device, when."""
-    from diffdis import __version__
-
-    card = model_fields(pipe)
-    return {"model": str(model) if model is not None else "default", "model_name": card["model"],
-            "model_version": card["model_version"],
-            "data": data_name, "seed": seed, "diffdis_version": __version__,
-            "device": str(pipe.device), "dtype": str(pipe.dtype).removeprefix("torch."),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+def bars(json_out: bool) -> Callable[[str], Any]:
+    """The library's `progress` argument: a rich bar per stage on stderr, none under --json."""
+    return lambda description: progress(description, enabled=not json_out)
 
 
 def report(records: list[dict[str, Any]], keys: list[str], json_out: bool) -> None:
@@ -99,15 +52,3 @@ def report(records: list[dict[str, Any]], keys: list[str], json_out: bool) -> No
     for r in records:
         table.add_row(*(f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys))
     Console().print(table)
-
-
-
-def save_record(record: dict[str, Any], template: str, scheduler: str, steps: Any, method: str, guidance: Any,
-                num_shards: int = 1, shard_index: int = 0) -> dict[str, Any]:  # fmt: skip
-    """Write `record` where the --output template puts it; the record with its "path"."""
-    from diffdis.eval.results import output_path, write_record
-
-    path = output_path(template, task=record["task"], data=record["data"], scheduler=scheduler, steps=steps, method=method,
-                       guidance=guidance, shard=shard_index, num_shards=num_shards, shard_index=shard_index)  # fmt: skip
-    write_record(record, path)
-    return {**record, "path": str(path)}

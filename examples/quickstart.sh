@@ -6,8 +6,8 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 OUT=${OUT:-runs/quickstart}
 STEPS=${STEPS:-500}
 mkdir -p "$OUT"
-[ -f "$OUT/data/metadata.jsonl" ] || diffdis data make shapes --out "$OUT/data" --num-images 3000 --seed 1
-[ -f "$OUT/test/metadata.jsonl" ] || diffdis data make shapes --out "$OUT/test" --num-images 8 --seed 99
+[ -f "$OUT/data/metadata.jsonl" ] || diffdis data make shapes --output-dir "$OUT/data" --num-images 3000 --seed 1
+[ -f "$OUT/test/metadata.jsonl" ] || diffdis data make shapes --output-dir "$OUT/test" --num-images 8 --seed 99
 if [ -f "$OUT/model/model_index.json" ]; then
   echo "model already trained in $OUT/model"
 else

@@ -11,8 +11,10 @@ OUT=${OUT:-runs/default}
 mkdir -p "$OUT"
 RESUME=()
 [ -f "$OUT/model/checkpoints/latest" ] && RESUME=(--resume-from-checkpoint latest)  # an interrupted run
-[ -f "$OUT/model/model_index.json" ] || diffdis train --data world:20000+digits --output-dir "$OUT/model" --preset tiny-patch2 \
-  --max-steps "${MAX_STEPS:-8000}" --batch-size 32 --mixed-precision bf16 --learning-rate 5e-4 --warmup-steps 300 --ema-decay 0.999 --snr-gamma 5 \
-  --checkpointing-steps 500 --seed 0 "${RESUME[@]}"
+STEPS=()
+[ -n "${MAX_STEPS:-}" ] && STEPS=(--max-steps "$MAX_STEPS")  # the recipe's 8000 unless MAX_STEPS is set
+# The recipe (data, preset, steps, batch, bf16, LR 5e-4, 300 warmup steps, EMA 0.999, Min-SNR 5, seed 0) is data:
+[ -f "$OUT/model/model_index.json" ] || diffdis train --config "$(dirname "$0")/recipes/default-model.json" \
+  --output-dir "$OUT/model" "${STEPS[@]}" "${RESUME[@]}"
 python -c "import sys; from diffdis.default_model import package_model; package_model(sys.argv[1], sys.argv[2])" \
   "$OUT/model" "${TARGET:-diffdis/default_weights}"

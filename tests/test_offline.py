@@ -106,7 +106,7 @@ def test_every_command_works_with_the_network_blocked(tmp_path):
              "--warmup-steps", "0", "--checkpointing-steps", "1", "--json"]  # fmt: skip
     commands = [
         ("env", ["env", "--json"]),
-        ("data make", ["data", "make", "shapes", "--out", "data", "--num-images", "8", "--size", "16"]),
+        ("data make", ["data", "make", "shapes", "--output-dir", "data", "--num-images", "8", "--size", "16"]),
         ("train", ["train", *train, "--output-dir", "run"]),
         ("resume", ["train", *train, "--output-dir", "run", "--max-steps", "3", "--resume-from-checkpoint", "latest"]),
         ("generate", ["generate", "a red circle", "--model", "run", "--num-inference-steps", "2", "--output", "g.png"]),

@@ -6,9 +6,16 @@ import os
 import shutil
 from pathlib import Path
 
+from diffdis.atomic import atomic_path
 from diffdis.errors import UsageError
 
 SPLITS = {"shapes": ("train",), "world": ("train", "heldout"), "digits": ("train", "test")}
+# The split a command reads when --data names none: training the train split, evaluation the held-out one
+# (world: colour x object pairs never seen in training; digits: the test split).
+DEFAULT_SPLITS = {
+    "train": dict.fromkeys(SPLITS, "train"),
+    "eval": {"world": "heldout", "digits": "test", "shapes": "train"},
+}
 # Bump a generator's version when it writes different images or captions for the same seed: the cache folder
 # is named with it, so a copy made by an older diffdis is never reused by mistake.
 VERSIONS = {"shapes": 1, "world": 2, "digits": 2}  # 2: varied scale, slant, stroke, clutter (issue #17)
@@ -16,10 +23,10 @@ DEFAULT_NUM_IMAGES = 1000
 
 
 def make_dataset(
-    name: str, out: Path, num_images: int | None = None, seed: int = 0, split: str = "train", size: int = 32,
+    name: str, output_dir: Path, num_images: int | None = None, seed: int = 0, split: str = "train", size: int = 32,
     style: str | None = None,
 ) -> int:
-    """Write dataset `name` to `out` as an image folder with metadata.jsonl; returns the number of images.
+    """Write dataset `name` to `output_dir` as an image folder with metadata.jsonl; returns the number of images.
 
     `num_images` defaults to 1000 for the drawn worlds; for digits it caps the split (default: all of it).
     `style` (world, digits): "varied" or "plain" (version 1); None: the generator's default.
@@ -30,9 +37,9 @@ def make_dataset(
         raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(SPLITS)}")
     if split not in SPLITS[name]:
         raise UsageError(f"dataset {name} has no split {split!r}; choose one of: {', '.join(SPLITS[name])}")
-    out = Path(out)
+    out = Path(output_dir)
     if (out / "metadata.jsonl").exists():
-        raise UsageError(f"{out} already holds a dataset; choose another --out")
+        raise UsageError(f"{out} already holds a dataset; choose another --output-dir")
     if name == "digits":
         from diffdis.data.digits import make_digits
 
@@ -53,25 +60,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("DIFFDIS_CACHE", Path.home() / ".cache" / "diffdis")) / "datasets"
 
 
-def parse_builtin(spec: str) -> list[tuple[str, int | None]] | None:
-    """'world:20000+digits' -> [("world", 20000), ("digits", None)]; None when `spec` names no built-in set."""
-    parts = []
-    for part in spec.split("+"):
-        name, _, count = part.partition(":")
-        if name not in SPLITS or (count and not count.isdigit()):
-            return None
-        parts.append((name, int(count) if count else None))
-    return parts
-
-
 def materialise(name: str, num_images: int | None, split: str = "train") -> Path:
     """A split of a built-in dataset in the cache (seed 0), written on first use; concurrent writers do not
     collide (each builds under its own name and renames)."""
     folder = cache_root() / f"{name}-v{VERSIONS[name]}-{split}-{num_images or 'default'}"
     if not (folder / "metadata.jsonl").exists():
-        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        make_dataset(name, tmp, num_images, split=split)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        with atomic_path(folder) as tmp:
+            shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process of the same id
+            make_dataset(name, tmp, num_images, split=split)
+            shutil.rmtree(folder, ignore_errors=True)  # a folder cannot be renamed over a non-empty one
     return folder

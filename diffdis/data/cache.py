@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from diffdis import __version__
+from diffdis.atomic import write_json_atomic
 from diffdis.data.cache_shards import REBUILD, ShardReader, ShardWriter
 from diffdis.errors import DiffDisError, UsageError
 from diffdis.model.autoencoder import LatentAutoencoder
@@ -202,9 +203,10 @@ def write_cache(
             "query": {"shape": shapes["query"], "dtype": "fp32"},
             "null": NULL_FILE,
         }  # fmt: skip
-        (tmp / f"{MANIFEST}.part").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp / f"{MANIFEST}.part", tmp / MANIFEST)
-        os.replace(tmp, output_dir)  # replaces an empty output_dir; nothing else can be there (checked above)
+        write_json_atomic(tmp / MANIFEST, manifest, indent=2)
+        # The folder is renamed by hand, not with atomic_path: its OUTPUT.tmp-PID name is how a later run
+        # finds what an interrupted one left (above). It replaces an empty output_dir (checked above).
+        os.replace(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

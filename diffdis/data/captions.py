@@ -12,7 +12,7 @@ import datasets
 import PIL.Image
 from datasets import Dataset, Image
 
-from diffdis.data.builtin import materialise, parse_builtin
+from diffdis.data.spec import DataSpec, as_data_spec, training_source
 from diffdis.errors import DiffDisError
 
 
@@ -21,17 +21,17 @@ def _resolve_paths(ds: Dataset, column: str, root: Path) -> Dataset:
     return ds.map(lambda row: {column: str(root / row[column]) if not os.path.isabs(row[column]) else row[column]})
 
 
-def load_captioned(path: str, image_column: str = "image", caption_column: str = "text") -> Dataset:
+def load_captioned(data: str | DataSpec, image_column: str = "image", caption_column: str = "text") -> Dataset:
     """A `datasets.Dataset` with columns `image` (decoded to PIL) and `text`.
 
-    `path` may also name built-in datasets, joined with '+' and each with an optional size:
-    'world:20000+digits' (written once to the cache, see `diffdis.data.builtin`).
+    `data` may also name built-in datasets (see `diffdis.data.spec`), e.g. 'world:20000+digits', written once to
+    the cache; without a /split, their train split.
     """
-    source = Path(path)
-    builtin = None if source.exists() else parse_builtin(path)
-    if builtin:
-        parts = [load_captioned(str(materialise(name, count))) for name, count in builtin]
+    spec = training_source(as_data_spec(data))
+    if spec.sets:
+        parts = [load_captioned(str(folder)) for folder in spec.folders("train")]
         return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    path, source = spec.text, spec.path
     datasets.disable_progress_bars()
     if source.is_dir():
         if not (source / "metadata.jsonl").is_file():

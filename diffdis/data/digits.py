@@ -6,12 +6,12 @@ Images are white strokes on black, as in MNIST, so the `mnist` label set and tem
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from diffdis.data.formats.metadata import write_metadata
 from diffdis.data.variation import STYLES, vary_digit
 from diffdis.errors import DiffDisError
 
@@ -82,6 +82,5 @@ def make_digits(out_dir: Path, split: str = "train", seed: int = 0, size: int = 
         text = CAPTIONS[rng.integers(len(CAPTIONS))].format(name=DIGIT_NAMES[label], digit=label)
         rows.append({"file_name": name, "text": text, "label": label, "label_name": DIGIT_NAMES[label], "split": split,
                      "index": index})  # fmt: skip
-    with open(out / "metadata.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
+    write_metadata(out, rows)
     return out

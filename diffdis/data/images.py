@@ -26,10 +26,12 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 def list_images(directory: str | Path) -> list[Path]:
+    """Every image file under `directory`, sorted; hidden files (a writer's `.NAME.tmp-PID.png`) are not images yet."""
     root = Path(directory)
     if not root.is_dir():
         raise DiffDisError(f"image folder {root} does not exist")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = sorted(p for p in root.rglob("*")
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())  # fmt: skip
     if not paths:
         raise DiffDisError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
     return paths

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import torch
 
+from diffdis.data.spec import parse_data_spec, training_source
 from diffdis.data.stream import (
     BatchStream,
     checked_shards,
@@ -127,6 +128,12 @@ class _BadRowCount:
                 f"{self.bad} of {self.seen} rows read so far were unusable (first: {self.first}), more than "
                 f"--max-bad-fraction {self.max_bad_fraction}; fix the data or raise the fraction"
             )
+
+
+def _streamed(data: str) -> bool:
+    """Whether `data` (checked against the one `--data` grammar first) names tar or parquet shards."""
+    spec = training_source(parse_data_spec(data))
+    return not spec.sets and is_streaming_source(data)
 
 
 def _source(data: str, image_column: str, caption_column: str) -> tuple[str, list[str]]:
@@ -255,7 +262,7 @@ def training_data(data: str, *, image_size: int, batch_size: int, rank: int = 0,
     """
     if batch_size % world_size:
         raise DiffDisError(f"the batch size {batch_size} does not divide among {world_size} processes; use a multiple of {world_size}")
-    if is_streaming_source(data):
+    if _streamed(data):
         return _streaming(
             data, image_size=image_size, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
             num_workers=num_workers, image_column=image_column, caption_column=caption_column,
@@ -275,7 +282,7 @@ def one_pass_batches(data: str, *, image_size: int, batch_size: int, num_workers
     """Every usable row once, unshuffled, in batches of `batch_size` (the last may be short); bad rows are
     skipped and counted. Source order with num_workers=0; with W workers, worker w reads shards w, w+W, ...
     (tar files, parquet row groups), their batches alternate and each worker's last batch may be short."""
-    if is_streaming_source(data):
+    if _streamed(data):
         kind, shards = _source(data, image_column, caption_column)
         rows = row_stream(kind, shards, image_column, caption_column)
     else:

@@ -5,11 +5,12 @@ Enough to train and test every command offline in minutes; the richer built-in w
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from diffdis.data.formats.metadata import write_metadata
 
 COLOURS = {
     "red": (220, 40, 40),
@@ -64,6 +65,5 @@ def make_shapes(out_dir: Path, num_images: int, seed: int = 0, size: int = 32) -
         name = f"{i:06d}.png"
         draw_shape(shape, colour, background, size, rng).save(out / name)
         rows.append({"file_name": name, "text": caption(shape, colour, background, rng), "shape": shape, "colour": colour})
-    with open(out / "metadata.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
+    write_metadata(out, rows)
     return out

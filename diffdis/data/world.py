@@ -7,7 +7,6 @@ offline: a fixed set of colour x object combinations (`heldout_combinations`) ne
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from diffdis.data.formats.metadata import write_metadata
 from diffdis.data.variation import STYLES, Variation, draw_clutter, draw_variation, finish
 from diffdis.errors import DiffDisError
 
@@ -367,6 +367,5 @@ def make_world(out_dir: Path, num_images: int, seed: int = 0, size: int = 32, sp
         rows.append({"file_name": name, "text": text, "object": thing, "colour": colour, "background": background,
                      "size": size_name, "position": position, "split": split, "flipped": flipped,
                      "angle": angle, **(variation.record() if style == "varied" else {})})  # fmt: skip
-    with open(out / "metadata.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
+    write_metadata(out, rows)
     return out

@@ -2,10 +2,11 @@
 `diffdis.data.formats` reads (an image folder with metadata.jsonl, class folders, CIFAR, parquet, Karpathy or
 COCO captions JSON, the ILSVRC2012 devkit).
 
-`world` is the world's held-out split (colour x object pairs never seen in training), `digits` the digits
-test split; `world:500` caps the number of images; `world/train` names another split. Built-in sets are
-written once to the cache (`diffdis.data.builtin.cache_root`), like the training data. On disk, `PATH@SPLIT`
-chooses a split (see `diffdis.data.formats`).
+`--data` follows the one grammar of `diffdis.data.spec`, as in training: `world` is the world's held-out split
+(colour x object pairs never seen in training), `digits` the digits test split; `world:500` caps the number of
+images; `world/train` names another split; `world:500+digits` joins sets. Built-in sets are written once to the
+cache (`diffdis.data.builtin.cache_root`), like the training data. On disk, `PATH@SPLIT` chooses a split (see
+`diffdis.data.formats`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from diffdis.data import formats
-from diffdis.data.builtin import SPLITS, materialise
 from diffdis.data.formats.metadata import read_metadata
 from diffdis.data.formats.table import Table
 from diffdis.data.images import load_image
+from diffdis.data.spec import DataSpec, as_data_spec, evaluation_source
 from diffdis.errors import DiffDisError
 
-EVAL_SPLITS = {"world": "heldout", "digits": "test", "shapes": "train"}
 # The column a label set's names come from, when --label-column is not given.
 LABEL_COLUMNS = ("label_name", "label", "object", "colour", "class", "category")
 
@@ -68,43 +68,32 @@ class EvalData(Table):
         return [row[name] for row in self.rows]
 
 
-def _parse_builtin(spec: str) -> tuple[str, str, int | None] | None:
-    """'world' -> ('world', 'heldout', None); 'digits/train:100' -> ('digits', 'train', 100); else None."""
-    head, _, count = spec.partition(":")
-    name, _, split = head.partition("/")
-    if name not in SPLITS or (count and not count.isdigit()):
-        return None
-    split = split or EVAL_SPLITS[name]
-    if split not in SPLITS[name]:
-        raise DiffDisError(f"dataset {name} has no split {split!r}; choose one of: {', '.join(SPLITS[name])}")
-    return name, split, int(count) if count else None
+def _builtin_data(spec: DataSpec) -> EvalData:
+    """The sets' evaluation splits (unless named), written once to the cache; several sets are one table whose
+    file names are relative to the cache folder they all live in."""
+    sets, folders = spec.resolved("eval"), spec.folders("eval")
+    label = "+".join(s.label for s in sets)
+    if len(folders) == 1:
+        return EvalData(label, folders[0], read_metadata(folders[0]))
+    rows = [{**row, "file_name": f"{f.name}/{row['file_name']}"} for f in folders for row in read_metadata(f)]
+    return EvalData(label, folders[0].parent, rows)
 
 
 def load_eval_data(
-    spec: str, data_format: str | None = None, image_root: Path | None = None, drop_unknown: bool = False
+    spec: str | DataSpec, data_format: str | None = None, image_root: Path | None = None, drop_unknown: bool = False
 ) -> EvalData:
-    """Data on disk (PATH or PATH@SPLIT; its layout detected, or named by `data_format`), or a built-in name:
-    world, digits, shapes (optionally /split, :N). `image_root`: where an annotation file's images are;
-    `drop_unknown`: leave out class folders that are not ImageNet classes instead of refusing them."""
+    """Data on disk (PATH or PATH@SPLIT; its layout detected, or named by `data_format`), or built-in sets in the
+    grammar of `diffdis.data.spec` (world, digits, shapes; /split, :N, joined by +). `image_root`: where an
+    annotation file's images are; `drop_unknown`: leave out class folders that are not ImageNet classes instead
+    of refusing them."""
     data_format = formats.check_format(data_format)
-    located = formats.locate(spec)
-    if located is not None:
-        path, split = located
-        table = formats.read(path, data_format, formats.Options(split, image_root, drop_unknown))
-        return EvalData(table.name, table.root, table.rows, table.inline)
-    builtin = _parse_builtin(spec)
-    if builtin is None:
-        raise DiffDisError(
-            f"cannot use {spec!r} as evaluation data: give an image folder with metadata.jsonl or a built-in "
-            f"name ({', '.join(f'{n} ({s} split)' for n, s in EVAL_SPLITS.items())}), e.g. world:500 or digits/train; "
-            f"or data on disk in one of the layouts of --data-format ({', '.join(formats.FORMATS)})"
-        )
-    if data_format not in (None, "metadata") or image_root is not None:
-        raise DiffDisError(f"{spec} is a built-in dataset: drop --data-format and --image-root")
-    name, split, count = builtin
-    root = materialise(name, count, split)
-    label = f"{name}-{split}" + (f"-{count}" if count else "")
-    return EvalData(label, root, read_metadata(root))
+    source = evaluation_source(as_data_spec(spec))
+    if source.sets:
+        if data_format not in (None, "metadata") or image_root is not None:
+            raise DiffDisError(f"{source.text} is a built-in dataset: drop --data-format and --image-root")
+        return _builtin_data(source)
+    table = formats.read(source.path, data_format, formats.Options(source.split, image_root, drop_unknown))
+    return EvalData(table.name, table.root, table.rows, table.inline)
 
 
 def _matches(value: Any, labels: list[str]) -> bool:

@@ -12,7 +12,6 @@ one extractor are never compared with features of another.
 
 from __future__ import annotations
 
-import os
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from diffdis.atomic import write_atomic
 from diffdis.errors import DiffDisError
 
 Progress = Callable[[int, int], None] | None
@@ -117,20 +117,18 @@ def statistics_of(stats: FeatureStats, features: str, features_id: str, source: 
 
 def save_stats(path: str | Path, statistics: Statistics, **extra: Any) -> Path:
     """Write mu/sigma (float64) with n, features and features_id; `extra` arrays go in as they are.
-    A temporary file is renamed over `path`, so a reader never sees half a file."""
+    Atomically, so a reader never sees half a file."""
     path = Path(path)
     arrays = {"mu": np.asarray(statistics.mu, np.float64), "sigma": np.asarray(statistics.sigma, np.float64),
               "n": np.int64(-1 if statistics.n is None else statistics.n), "features": np.str_(statistics.features or ""),
               "features_id": np.str_(statistics.features_id or ""), **{k: np.asarray(v) for k, v in extra.items()}}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object: np.savez would add .npz to a name
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return write_atomic(path, write)
 
 
 def load_stats(path: str | Path) -> Statistics:

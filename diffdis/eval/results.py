@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from diffdis import __version__
+from diffdis.atomic import atomic_path, write_json_atomic
 from diffdis.errors import DiffDisError
 from diffdis.eval.classify import metrics_from_samples
 from diffdis.eval.generate import merge_generation
@@ -27,6 +29,44 @@ RUN_KEYS = ("task", "method", "model", "data", "labels", "templates", "label_col
             "num_prompts", "batch_size", "reference", "max_reference", "features", "clip_model")  # fmt: skip
 FIRST_COLUMNS = ("task", "method", "model", "data", "labels", "scheduler", "steps", "guidance", "seed", "n")
 HIDDEN = {"samples", "shard_index", "num_shards", "created"}
+DEFAULT_OUTPUT = "results/{task}_{data}_{scheduler}_{steps}.json"
+
+# ---- what a record holds: the keys every record of a task has, in the order its writer puts them, and the
+# keys only some have. Checked against the writers (diffdis.eval.sweep, diffdis.eval.generate_run) by the tests.
+RUN_FIELDS = ("task", "method", "model", "model_name", "model_version", "data", "seed", "diffdis_version", "device",
+              "dtype", "created")  # fmt: skip
+_RECALL = tuple(f"{name}{k}" for k in (1, 5, 10) for name in ("image_to_text_R@", "text_to_image_R@",
+                                                              "text_retrieval_recall@", "image_retrieval_recall@"))  # fmt: skip
+_WORLD_VIEWS = tuple(f"{view}_{way}_R@{k}" for view in ("any_true", "own_caption_ceiling") for k in (1, 5, 10)
+                     for way in ("image_to_text", "text_to_image"))  # fmt: skip
+RECORD_KEYS: dict[str, tuple[str, ...]] = {
+    "classify": (*RUN_FIELDS, "labels", "templates", "label_column", "num_classes", "max_samples", "num_shards",
+                 "shard_index", "n", "scheduler", "steps", "guidance", "acc1", "acc5", "mean_per_class_recall",
+                 "seconds", "seconds_per_image", "samples"),
+    "retrieve": (*RUN_FIELDS, "text_column", "max_samples", "num_shards", "shard_index", "n", "scheduler", "steps",
+                 "guidance", *_RECALL, "num_texts", "seconds", "seconds_per_image"),
+    "generate": (*RUN_FIELDS, "prompts", "num_prompts", "reference", "max_reference", "features", "features_id",
+                 "clip_model", "scheduler", "steps", "guidance", "batch_size", "num_shards", "shard_index", "fid",
+                 "diffdis_score", "n", "n_reference", "n_generated", "seconds", "seconds_per_image", "images", "grid"),
+}  # fmt: skip
+OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {
+    # diffdis and clip runs: the query sampler's cost; diffusion-classifier runs: its own settings and cost
+    "classify": ("seconds_label_embeddings", "query_passes_per_image", "dc_timesteps", "dc_keep", "unet_passes_per_image"),
+    # a shard's per-sample results; on the built-in world only, two more views of the same scores
+    "retrieve": ("samples", *_WORLD_VIEWS),
+    # with --clip-model; on prompts whose rows name an object; a sharded run's feature statistics file
+    "generate": ("clip_score", "judge_object_accuracy", "judge_colour_accuracy", "judge_colour_n", "features_stats"),
+}
+
+
+def run_fields(pipe: Any, model: str | Path | None, data: str, seed: int) -> dict[str, Any]:
+    """What every record says about the run (RUN_FIELDS but task and method): model, data, seed, versions,
+    device, when. `model` is what the record names as the model (the --model folder; None: "default")."""
+    card = pipe.card
+    return {"model": str(model) if model is not None else "default", "model_name": card.get("name", ""),
+            "model_version": card.get("model_version", ""), "data": data, "seed": seed, "diffdis_version": __version__,
+            "device": str(pipe.device), "dtype": str(pipe.dtype).removeprefix("torch."),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
 
 
 def output_path(template: str, **fields: Any) -> Path:
@@ -42,16 +82,24 @@ def output_path(template: str, **fields: Any) -> Path:
     return path
 
 
+def record_path(template: str, record: dict[str, Any]) -> Path:
+    """Where the --output `template` puts `record`: its task, data, sampler, method and shard fill the fields."""
+    shard = record.get("shard_index", 0)
+    return output_path(template, task=record["task"], data=record["data"], scheduler=record["scheduler"],
+                       steps=record["steps"], method=record["method"], guidance=record["guidance"], shard=shard,
+                       num_shards=record.get("num_shards", 1), shard_index=shard)  # fmt: skip
+
+
 def write_record(record: dict[str, Any], path: Path) -> Path:
-    """Write through a temporary file renamed over `path`: a reader never sees half a record."""
+    """Write atomically: a reader (or a resumed sweep) never sees half a record."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_json_atomic(path, record, indent=1)
+
+
+def save_record(record: dict[str, Any], template: str = DEFAULT_OUTPUT) -> dict[str, Any]:
+    """Write `record` where `template` puts it; the record with its "path" (which the file itself leaves out)."""
+    path = write_record(record, record_path(template, record))
+    return {**record, "path": str(path)}
 
 
 def read_records(paths: list[Path]) -> list[dict[str, Any]]:
@@ -127,7 +175,7 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> list[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     order = sorted(rows, key=lambda r: tuple(str(r.get(c, "")) for c in ("task", "method", "data", "scheduler"))
                    + (float(r.get("steps") or 0),))  # fmt: skip
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for r in order:
@@ -179,10 +227,8 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path, metric: str = "acc1") 
         ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")  # the suffix tells matplotlib the format
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # the sibling keeps the suffix, which tells matplotlib the format
+            fig.savefig(tmp, dpi=120)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """The CLIP baseline's configuration and network: transformers' own CLIPModel, a ViT image tower and a CLIP text
 tower sized like the tiny presets' discriminative path. Trained by `diffdis.train.clip`, scored by
-`diffdis.eval.clip_baseline`. open_clip is not used: it needs torchvision.
+`diffdis.baselines.clip_baseline`. open_clip is not used: it needs torchvision.
 """
 
 from __future__ import annotations

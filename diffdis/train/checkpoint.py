@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from diffdis.atomic import write_text_atomic
 from diffdis.errors import DiffDisError
 
 LATEST = "latest"
@@ -91,10 +92,9 @@ def publish(root: Path, tmp: Path, step: int, total_limit: int | None) -> Path:
     (tmp / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n")
     if final.exists():
         shutil.rmtree(final)
+    # A folder, under a name every rank knows (not atomic_path's per-process one): renamed by hand.
     os.replace(tmp, final)
-    pointer = root / f".{LATEST}.tmp"
-    pointer.write_text(final.name + "\n")
-    os.replace(pointer, root / LATEST)
+    write_text_atomic(root / LATEST, final.name + "\n")
     if total_limit is not None:
         for old in sorted(_all(root), key=_step)[:-total_limit]:
             shutil.rmtree(old, ignore_errors=True)

@@ -8,7 +8,6 @@ holds one curve.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import torch
 
+from diffdis.atomic import write_text_atomic
 from diffdis.errors import DiffDisError, UsageError
 
 REPORTERS = ("none", "tensorboard")
@@ -49,9 +49,7 @@ def _keep_until(path: Path, step: int) -> None:
                 kept.append(line)
         except ValueError:  # a line cut by a kill
             continue
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 class Reporter:

@@ -7,13 +7,12 @@ compared with every distinct caption of the set, and a hit is the image's own ca
 
 from __future__ import annotations
 
-import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from diffdis.atomic import write_atomic, write_json_atomic
 from diffdis.config import TrainConfig
 from diffdis.data.transforms import image_grid
 
@@ -48,14 +47,12 @@ def validate(pipe, cfg: TrainConfig, folder: Path, step: int) -> dict[str, float
         with torch.no_grad():
             if cfg.validation_prompts:
                 images = pipe.generate(cfg.validation_prompts, seed=cfg.seed)
-                tmp = folder / f".step-{step}.png.tmp"
-                image_grid(images).save(tmp, format="PNG")
-                os.replace(tmp, folder / f"step-{step}.png")
+                write_atomic(folder / f"step-{step}.png", lambda tmp: image_grid(images).save(tmp, format="PNG"))
             if cfg.validation_data:
                 held_images, captions = _held_out(cfg.validation_data, cfg.image_column, cfg.caption_column)
                 logs["zero_shot_caption_top1"] = caption_accuracy(pipe, held_images, captions)
     finally:
         for module, training in modes:
             module.train(training)
-    (folder / f"step-{step}.json").write_text(json.dumps({"step": step, **logs}) + "\n", encoding="utf-8")
+    write_json_atomic(folder / f"step-{step}.json", {"step": step, **logs}, indent=None)
     return logs

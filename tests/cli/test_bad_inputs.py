@@ -222,8 +222,8 @@ CASES: dict[str, Case] = {
     "validation-every-alone": Case([*TRAIN, "--validation-every", "2"], 2, "needs --validation-prompts or --validation-data"),
     "scratch-learning-rate-negative": Case([*TRAIN, "--scratch-learning-rate", "-1"], 2, "scratch-learning-rate must be positive"),
     # -- other commands --
-    "data-make-unknown": Case(["data", "make", "mnist-world", "--out", "out"], 2, "unknown dataset"),
-    "data-make-existing": Case(["data", "make", "shapes", "--out", "{w}/data"], 2, "already holds a dataset"),
+    "data-make-unknown": Case(["data", "make", "mnist-world", "--output-dir", "out"], 2, "unknown dataset"),
+    "data-make-existing": Case(["data", "make", "shapes", "--output-dir", "{w}/data"], 2, "already holds a dataset"),
     "export-existing-output": Case(["export", "ckpt", "{w}/m"], 2, "pass --overwrite"),
 }
 

@@ -24,7 +24,7 @@ def diffdis(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def cli_run(tmp_path_factory) -> Path:
     """`diffdis data make` + `diffdis train` (tiny preset, a few steps) through the real command."""
     root = tmp_path_factory.mktemp("cli")
-    made = diffdis("data", "make", "shapes", "--out", "data", "--num-images", "40", cwd=root)
+    made = diffdis("data", "make", "shapes", "--output-dir", "data", "--num-images", "40", cwd=root)
     assert made.returncode == 0, made.stderr
     trained = diffdis("train", "--data", "data", "--output-dir", "run", "--max-steps", "3", "--batch-size", "8",
                       "--checkpointing-steps", "2", "--warmup-steps", "1", "--json", cwd=root)  # fmt: skip
@@ -104,7 +104,7 @@ runner = CliRunner()
         (["classify", "missing.png", "--model", "m", "--labels", "a,b"], 1, "does not exist"),
         (["classify", "x.png", "--model", "m", "--labels", "cifar11"], 1, "unknown label set"),
         (["retrieve", "--model", "m", "--images", "."], 2, "exactly one of"),
-        (["data", "make", "mnist-world", "--out", "d"], 2, "unknown dataset"),
+        (["data", "make", "mnist-world", "--output-dir", "d"], 2, "unknown dataset"),
         (["train", "--data", "nowhere", "--output-dir", "o", "--batch-size", "0"], 2, "batch-size must be positive"),
         (["train", "--data", "nowhere.txt", "--output-dir", "o"], 1, "cannot use"),
     ],
@@ -136,6 +136,9 @@ def test_deepspeed_single_process_json_and_export(cli_run):
     assert out.returncode == 0 and (cli_run / "e.png").is_file()
     refused = diffdis("export", "ds/checkpoints/checkpoint-1", "exported", cwd=cli_run)
     assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    latest = diffdis("export", "ds", "exported-latest", cwd=cli_run)  # the run folder: its checkpoints/latest
+    assert latest.returncode == 0 and "checkpoint-1" in latest.stderr, latest.stderr[-2000:]
+    assert (cli_run / "exported-latest" / "model_index.json").is_file()
 
 
 def test_train_saves_the_query_scale_and_schedule_flags(tmp_path):

@@ -3,7 +3,7 @@ import torch
 from PIL import Image
 
 from diffdis.data.shapes import COLOURS, make_shapes
-from diffdis.data.transforms import image_to_tensor, tensor_to_images
+from diffdis.data.transforms import image_grid, image_to_tensor, tensor_to_images
 
 
 def test_shapes_world_is_deterministic_and_captions_match(tmp_path):
@@ -33,3 +33,12 @@ def test_tensor_to_images_round_trip():
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
     again = tensor_to_images(image_to_tensor(image, 16)[None])[0]
     assert np.array_equal(np.asarray(image), np.asarray(again))
+
+
+def test_image_grid_fills_rows_left_to_right_on_white():
+    images = [Image.new("RGB", (2, 3), (i * 50, 0, 0)) for i in range(5)]
+    grid = image_grid(images)  # about square: 3 columns, 2 rows
+    assert grid.size == (6, 6)
+    assert grid.getpixel((2, 0)) == (50, 0, 0) and grid.getpixel((0, 3)) == (150, 0, 0)
+    assert grid.getpixel((5, 5)) == (255, 255, 255)  # the empty sixth cell
+    assert image_grid(images, columns=5).size == (10, 3)

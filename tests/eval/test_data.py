@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from diffdis.data.spec import BuiltinSet, parse_data_spec
 from diffdis.errors import DiffDisError
-from diffdis.eval.data import EvalData, _parse_builtin, label_targets, load_eval_data, shard
+from diffdis.eval.data import EvalData, label_targets, load_eval_data, shard
 
 
 def data(rows):
@@ -43,11 +44,11 @@ def test_shards_are_disjoint_and_cover_everything():
 
 
 def test_builtin_names_and_folders(tmp_path):
-    assert _parse_builtin("world") == ("world", "heldout", None)
-    assert _parse_builtin("digits/train:100") == ("digits", "train", 100)
-    assert _parse_builtin("cifar10") is None
+    assert parse_data_spec("world").resolved("eval") == (BuiltinSet("world", "heldout"),)
+    assert parse_data_spec("digits/train:100").resolved("eval") == (BuiltinSet("digits", "train", 100),)
+    assert not parse_data_spec("cifar10").sets
     with pytest.raises(DiffDisError, match="no split"):
-        _parse_builtin("world/test")
+        load_eval_data("world/test")
     with pytest.raises(DiffDisError, match="image folder with metadata.jsonl"):
         load_eval_data("no-such-thing")
     (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": "x"}) + "\n\n")

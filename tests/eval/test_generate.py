@@ -73,7 +73,7 @@ def test_list_valued_captions_prompt_with_their_first_caption(setup, tmp_path):
     """A row whose caption is a list (COCO-style) prompts with its first caption, not the list's repr."""
     import shutil
 
-    from diffdis_cli.eval_generate import load_prompts
+    from diffdis.eval.generate_run import load_prompts
 
     data = tmp_path / "coco_like"
     shutil.copytree(setup / "world", data)

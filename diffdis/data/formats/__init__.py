@@ -1,8 +1,9 @@
 """Readers for the evaluation datasets researchers already have on disk, each in its own file, detected from
 what a path holds or named explicitly (`--data-format`). Nothing here downloads anything.
 
-`--data PATH@SPLIT` chooses a split where a format has several (CIFAR: test by default, or train; Karpathy:
-test, val, train, restval); pointing PATH at one split's file (test_batch.bin, a .parquet) does the same.
+`--data PATH@SPLIT` (parsed with every other `--data` in `diffdis.data.spec`) chooses a split where a format has
+several (CIFAR: test by default, or train; Karpathy: test, val, train, restval); pointing PATH at one split's file
+(test_batch.bin, a .parquet) does the same.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ FORMATS: dict[str, ModuleType] = {
 }
 ALIASES = {"cifar-parquet": "parquet"}
 
-__all__ = ["FORMATS", "Options", "Table", "check_format", "detect", "locate", "read"]
+__all__ = ["FORMATS", "Options", "Table", "check_format", "detect", "read"]
 
 
 def check_format(name: str | None) -> str | None:
@@ -47,16 +48,6 @@ def check_format(name: str | None) -> str | None:
     if name not in FORMATS:
         raise UsageError(f"--data-format {name!r}: choose auto or one of {', '.join(FORMATS)}")
     return name
-
-
-def locate(spec: str) -> tuple[Path, str | None] | None:
-    """(path, split) for a `--data` that names something on disk, as PATH or PATH@SPLIT; None otherwise."""
-    if Path(spec).exists():
-        return Path(spec), None
-    head, at, split = spec.rpartition("@")
-    if at and head and split and Path(head).exists():
-        return Path(head), split
-    return None
 
 
 def detect(path: Path) -> str | None:

@@ -1,5 +1,6 @@
 """An image folder with metadata.jsonl: one JSON object per line, `file_name` plus any columns (the
-Hugging Face imagefolder layout, and what diffdis writes for its built-in datasets)."""
+Hugging Face imagefolder layout, and what diffdis writes for its built-in datasets). The one reader and writer
+of that file in diffdis."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from diffdis.atomic import write_text_atomic
 from diffdis.data.formats.table import Options, Table
 from diffdis.errors import DiffDisError
 
@@ -15,7 +17,13 @@ def looks_like(path: Path) -> bool:
     return path.name == "metadata.jsonl" or (path.is_dir() and (path / "metadata.jsonl").is_file())
 
 
+def write_metadata(root: Path, rows: list[dict[str, Any]]) -> Path:
+    """ROOT/metadata.jsonl, written last and whole: its presence marks a finished dataset folder."""
+    return write_text_atomic(Path(root) / "metadata.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+
+
 def read_metadata(root: Path) -> list[dict[str, Any]]:
+    """The rows of ROOT/metadata.jsonl (blank lines skipped), each with a file_name; one error per bad line."""
     path = root / "metadata.jsonl"
     if not path.is_file():
         raise DiffDisError(f"{root} has no metadata.jsonl (one JSON object per line with file_name and columns)")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from diffdis.config import _pixel_schedule
-from diffdis.diffusion.schedule import training_scheduler
-from diffdis.eval.diffusion_classifier import (
+from diffdis.baselines.diffusion_classifier import (
     PassCounter,
     class_scores,
     even_timesteps,
     expected_passes,
     first_round,
 )
+from diffdis.config import _pixel_schedule
+from diffdis.diffusion.schedule import training_scheduler
 
 SCHEDULE = _pixel_schedule()
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from diffdis.baselines.clip_baseline import ClipBaseline
 from diffdis.errors import UsageError
-from diffdis.eval.clip_baseline import ClipBaseline
 from diffdis.model.clip import ClipBaselineConfig
 from diffdis.train.clip import train_clip
 from diffdis_cli.main import app
