@@ -81,8 +81,17 @@ def make_trainer(geometry: Geometry, sd: Path, images: Path, out: Path) -> Train
     """`diffdis train --data IMAGES --init-from SD --mixed-precision no --device cpu`; the new modules (query
     transformer, predictor) at the sd15 preset's size for sd15-like, at the tests' toy size for tiny."""
     new_modules = preset("sd15") if geometry.name != "tiny" else preset("tiny", **SMALL_NEW)
-    cfg = TrainConfig(data=str(images), output_dir=str(out), init_from=str(sd), batch_size=geometry.batch_size,
-                      max_steps=1000, warmup_steps=0, checkpointing_steps=1000, mixed_precision="no", device="cpu")  # fmt: skip
+    cfg = TrainConfig(
+        data=str(images),
+        output_dir=str(out),
+        init_from=str(sd),
+        batch_size=geometry.batch_size,
+        max_steps=1000,
+        warmup_steps=0,
+        checkpointing_steps=1000,
+        mixed_precision="no",
+        device="cpu",
+    )
     return Trainer(cfg, new_modules, log=lambda message: None)
 
 
@@ -142,21 +151,26 @@ def time_steps(trainer: Trainer, sources: dict, warmup: int, steps: int) -> dict
 
 def summary(times: dict[str, dict[str, list[float]]]) -> dict:
     """Medians per source, the ratio images / cache, and what the encoders cost inside the image steps."""
-    median = {name: {k: statistics.median(v) for k, v in t.items() if k in ("step_s", "fetch_s", "inputs_s")}
-              for name, t in times.items()}  # fmt: skip
+    median = {
+        name: {k: statistics.median(v) for k, v in t.items() if k in ("step_s", "fetch_s", "inputs_s")}
+        for name, t in times.items()
+    }
     images, cache = median["images"], median["cache"]
     load = [x for t in times.values() for x in t["load"]]
     return {
-        "step_s_images": round(images["step_s"], 3), "step_s_cache": round(cache["step_s"], 3),
+        "step_s_images": round(images["step_s"], 3),
+        "step_s_cache": round(cache["step_s"], 3),
         "step_time_ratio_images_over_cache": round(images["step_s"] / cache["step_s"], 3),
-        "inputs_s_images": round(images["inputs_s"], 3), "inputs_s_cache": round(cache["inputs_s"], 4),
-        "fetch_s_images": round(images["fetch_s"], 4), "fetch_s_cache": round(cache["fetch_s"], 4),
+        "inputs_s_images": round(images["inputs_s"], 3),
+        "inputs_s_cache": round(cache["inputs_s"], 4),
+        "fetch_s_images": round(images["fetch_s"], 4),
+        "fetch_s_cache": round(cache["fetch_s"], 4),
         "all_step_s_images": [round(s, 2) for s in times["images"]["step_s"]],
         "all_step_s_cache": [round(s, 2) for s in times["cache"]["step_s"]],
         "all_inputs_s_images": [round(s, 3) for s in times["images"]["inputs_s"]],
         "losses_finite": bool(torch.isfinite(torch.tensor([x for t in times.values() for x in t["loss"]])).all()),
         "loadavg_1m_min_max": [round(min(load), 2), round(max(load), 2)],
-    }  # fmt: skip
+    }
 
 
 def measure(geometry: Geometry, root: Path, warmup: int, steps: int) -> dict:
@@ -176,13 +190,20 @@ def measure(geometry: Geometry, root: Path, warmup: int, steps: int) -> dict:
     times = time_steps(trainer, {"images": (None, trainer.data), "cache": (rows, cached)}, warmup, steps)
     config = trainer.pipe.config
     return {
-        "geometry": geometry.name, "pixels": geometry.pixels, "latents": f"{config.latent_size}x{config.latent_size}x{config.latent_channels}",
-        "batch_size": geometry.batch_size, "trained_params_m": round(sum(p.numel() for p in trainer.params) / 1e6, 1),
-        "steps_timed": steps, "warmup_steps": warmup, "threads": torch.get_num_threads(), **summary(times),
-        "cache_rows": len(rows), "cache_write_s": round(cache_write_s, 2),
+        "geometry": geometry.name,
+        "pixels": geometry.pixels,
+        "latents": f"{config.latent_size}x{config.latent_size}x{config.latent_channels}",
+        "batch_size": geometry.batch_size,
+        "trained_params_m": round(sum(p.numel() for p in trainer.params) / 1e6, 1),
+        "steps_timed": steps,
+        "warmup_steps": warmup,
+        "threads": torch.get_num_threads(),
+        **summary(times),
+        "cache_rows": len(rows),
+        "cache_write_s": round(cache_write_s, 2),
         "cache_mib": round(sum(f.stat().st_size for f in cache.iterdir()) / 2**20, 2),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:

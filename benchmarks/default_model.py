@@ -43,8 +43,16 @@ from diffdis.quiet import quiet_libraries  # no library progress bars between th
 
 HELDOUT_SEED = 2026  # the evaluation images: a heldout split no training run draws (DiffDis 0, judge 1234)
 # six training pairs, then two held-out ones (a red airplane and a green star were never drawn in training)
-GRID_PAIRS = [("automobile", "red"), ("airplane", "blue"), ("bird", "yellow"), ("dog", "brown"), ("ship", "white"),
-              ("horse", "orange"), ("airplane", "red"), ("star", "green")]  # fmt: skip
+GRID_PAIRS = [
+    ("automobile", "red"),
+    ("airplane", "blue"),
+    ("bird", "yellow"),
+    ("dog", "brown"),
+    ("ship", "white"),
+    ("horse", "orange"),
+    ("airplane", "red"),
+    ("star", "green"),
+]
 
 
 def prompt_for(thing: str, colour: str) -> str:
@@ -84,18 +92,31 @@ def judge_pairs(judge: Judge, pairs: list[tuple[str, str]], images: list[list[Im
     for (thing, colour), group in zip(pairs, images):
         objects, colours = verdict["object"][i : i + len(group)], verdict["colour"][i : i + len(group)]
         i += len(group)
-        per_pair.append({"prompt": prompt_for(thing, colour), "object": thing, "colour": colour,
-                         "object_right": sum(o == thing for o in objects) / len(group),
-                         "colour_right": sum(c == colour for c in colours) / len(group),
-                         "both_right": sum(o == thing and c == colour for o, c in zip(objects, colours)) / len(group),
-                         "judged_objects": objects, "judged_colours": colours})  # fmt: skip
+        per_pair.append(
+            {
+                "prompt": prompt_for(thing, colour),
+                "object": thing,
+                "colour": colour,
+                "object_right": sum(o == thing for o in objects) / len(group),
+                "colour_right": sum(c == colour for c in colours) / len(group),
+                "both_right": sum(o == thing and c == colour for o, c in zip(objects, colours)) / len(group),
+                "judged_objects": objects,
+                "judged_colours": colours,
+            }
+        )
 
     def mean(key: str) -> float:
         return sum(p[key] for p in per_pair) / len(per_pair)
 
-    return {"pairs": len(pairs), "samples_per_pair": len(images[0]), "images": len(flat),
-            "object_accuracy": mean("object_right"), "colour_accuracy": mean("colour_right"),
-            "both_accuracy": mean("both_right"), "per_pair": per_pair}  # fmt: skip
+    return {
+        "pairs": len(pairs),
+        "samples_per_pair": len(images[0]),
+        "images": len(flat),
+        "object_accuracy": mean("object_right"),
+        "colour_accuracy": mean("colour_right"),
+        "both_accuracy": mean("both_right"),
+        "per_pair": per_pair,
+    }
 
 
 def sample_grid(rows: list[list[Image.Image]], titles: list[str], scale: int = 4) -> Image.Image:
@@ -119,8 +140,14 @@ def zero_shot(pipe: DiffDisPipeline, queries: torch.Tensor, labels: str, targets
     scores = queries @ pipe.zero_shot_classifier(names, templates).to(queries.device).T
     target = torch.tensor([names.index(t) for t in targets])
     top = accuracy_topk(scores.cpu(), target, ks=(1, 5))
-    return {"labels": labels, "templates": len(templates), "images": len(targets), "top1": top[1], "top5": top[5],
-            "mean_per_class_recall": mean_per_class_recall(scores.cpu(), target)}  # fmt: skip
+    return {
+        "labels": labels,
+        "templates": len(templates),
+        "images": len(targets),
+        "top1": top[1],
+        "top5": top[5],
+        "mean_per_class_recall": mean_per_class_recall(scores.cpu(), target),
+    }
 
 
 def timed(name: str, seconds: dict[str, float], fn: Callable[[], dict]) -> dict:
@@ -168,8 +195,13 @@ def main() -> None:
         train_pairs = list(dict.fromkeys([p for p in GRID_PAIRS if p in train_pairs] + train_pairs[::33]))
         heldout_pairs = list(dict.fromkeys([p for p in GRID_PAIRS if p in heldout_pairs] + heldout_pairs[::11]))
     inference = vars(pipe.inference)
-    result: dict = {"model": str(resolve_model(args.model)), "quick": args.quick, "inference": inference,
-                    "torch_threads": torch.get_num_threads(), "device": args.device}  # fmt: skip
+    result: dict = {
+        "model": str(resolve_model(args.model)),
+        "quick": args.quick,
+        "inference": inference,
+        "torch_threads": torch.get_num_threads(),
+        "device": args.device,
+    }
 
     def generation() -> dict:
         seen = generate_pairs(pipe, train_pairs, samples, args.prompts_per_batch, seed=0)
@@ -178,15 +210,23 @@ def main() -> None:
         rows = [(p, by_pair[p][:4]) for p in GRID_PAIRS if p in by_pair]
         titles = [prompt_for(*p) + (" *" if p in heldout_pairs else "") for p, _ in rows]
         sample_grid([r for _, r in rows], titles).save(out / "samples_grid.png")
-        return {"train_pairs": judge_pairs(judge, train_pairs, seen), "heldout_pairs": judge_pairs(judge, heldout_pairs, unseen),
-                "grid": {"file": str(out / "samples_grid.png"), "prompts": titles,
-                         "note": "* marks a held-out pair; columns are the first 4 of each prompt's samples"}}  # fmt: skip
+        return {
+            "train_pairs": judge_pairs(judge, train_pairs, seen),
+            "heldout_pairs": judge_pairs(judge, heldout_pairs, unseen),
+            "grid": {
+                "file": str(out / "samples_grid.png"),
+                "prompts": titles,
+                "note": "* marks a held-out pair; columns are the first 4 of each prompt's samples",
+            },
+        }
 
     result["generation"] = timed("generation", seconds, generation)
 
     with tempfile.TemporaryDirectory(prefix="diffdis-bench-") as tmp:
         # 1,600 heldout-split images hold 1,000 of a CIFAR-10 object (shapes are 6 of the 22 held-out pairs)
-        world = read_labelled_folder(make_world(Path(tmp) / "world", 2 * n_images if args.quick else 1600, HELDOUT_SEED, split="heldout"))  # fmt: skip
+        world = read_labelled_folder(
+            make_world(Path(tmp) / "world", 2 * n_images if args.quick else 1600, HELDOUT_SEED, split="heldout")
+        )
         digits = read_labelled_folder(make_digits(Path(tmp) / "digits", "test", limit=n_digits))
 
     def discrimination() -> dict:
@@ -205,13 +245,21 @@ def main() -> None:
             "cifar10_objects": zero_shot(pipe, q_cifar, "cifar10", [rows[i]["object"] for i in cifar]),
             "world_colours": zero_shot(pipe, q_cifar, "world_colours", [rows[i]["colour"] for i in cifar]),
             "digits": zero_shot(pipe, q_digits, "digits", [r["label_name"] for r in digits[1]]),
-            "retrieval": {"pairs": len(retrieval_set), **retrieval_recall(scores.cpu(), torch.arange(len(retrieval_set))),
-                          **world_truth_recall([rows[i] for i in retrieval_set], [rows[i]["text"] for i in retrieval_set],
-                                               list(range(len(retrieval_set))), scores.cpu())},
+            "retrieval": {
+                "pairs": len(retrieval_set),
+                **retrieval_recall(scores.cpu(), torch.arange(len(retrieval_set))),
+                **world_truth_recall(
+                    [rows[i] for i in retrieval_set],
+                    [rows[i]["text"] for i in retrieval_set],
+                    list(range(len(retrieval_set))),
+                    scores.cpu(),
+                ),
+            },
             "judge_on_real_heldout": {
                 "object_accuracy": sum(o == rows[i]["object"] for o, i in zip(real["object"], cifar)) / len(cifar),
-                "colour_accuracy": sum(c == rows[i]["colour"] for c, i in zip(real["colour"], cifar)) / len(cifar)},
-        }  # fmt: skip
+                "colour_accuracy": sum(c == rows[i]["colour"] for c, i in zip(real["colour"], cifar)) / len(cifar),
+            },
+        }
 
     result["discrimination"] = timed("discrimination", seconds, discrimination)
     result["cli"] = timed("cli", seconds, lambda: time_cli(args.model, out))
@@ -219,7 +267,9 @@ def main() -> None:
     result["seconds"] = seconds
     if args.quick:
         queries = result["discrimination"]["image_queries"]
-        result["full_run_estimate_seconds"] = estimate_full(seconds, len(train_pairs) + len(heldout_pairs), samples, queries)
+        result["full_run_estimate_seconds"] = estimate_full(
+            seconds, len(train_pairs) + len(heldout_pairs), samples, queries
+        )
     (out / "default_model_benchmark.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print_summary(result, out)
 
@@ -237,22 +287,36 @@ def print_summary(result: dict, out: Path) -> None:
     print("\n== generation (judge: object / colour / both right) ==")
     for key in ("train_pairs", "heldout_pairs"):
         g = gen[key]
-        print(f"{key:14s} {g['pairs']:3d} pairs x {g['samples_per_pair']} samples: "
-              f"object {g['object_accuracy']:.1%}  colour {g['colour_accuracy']:.1%}  both {g['both_accuracy']:.1%}")  # fmt: skip
+        print(
+            f"{key:14s} {g['pairs']:3d} pairs x {g['samples_per_pair']} samples: "
+            f"object {g['object_accuracy']:.1%}  colour {g['colour_accuracy']:.1%}  both {g['both_accuracy']:.1%}"
+        )
     print("\n== zero-shot classification (top-1 / top-5 / mean per-class recall) ==")
     for key in ("cifar10_objects", "world_colours", "digits"):
         z = disc[key]
-        print(f"{key:16s} {z['images']:5d} images: top-1 {z['top1']:.1%}  top-5 {z['top5']:.1%}  "
-              f"mpcr {z['mean_per_class_recall']:.1%}")  # fmt: skip
+        print(
+            f"{key:16s} {z['images']:5d} images: top-1 {z['top1']:.1%}  top-5 {z['top5']:.1%}  "
+            f"mpcr {z['mean_per_class_recall']:.1%}"
+        )
     j = disc["judge_on_real_heldout"]
-    print(f"(the judge itself on these real images: object {j['object_accuracy']:.1%}, colour {j['colour_accuracy']:.1%})")
+    print(
+        f"(the judge itself on these real images: object {j['object_accuracy']:.1%}, colour {j['colour_accuracy']:.1%})"
+    )
     r = disc["retrieval"]
-    print(f"\n== retrieval ({r['pairs']} held-out pairs) ==\nimage->text R@1 {r['image_to_text_R@1']:.1%}  "
-          f"R@5 {r['image_to_text_R@5']:.1%}   text->image R@1 {r['text_to_image_R@1']:.1%}  R@5 {r['text_to_image_R@5']:.1%}")  # fmt: skip
-    for prefix, what in (("any_true_", "any caption true of the image counts"),
-                         ("own_caption_ceiling_", "best possible own-caption score (captions state only some attributes)")):  # fmt: skip
-        print(f"{what}:\n  image->text R@1 {r[prefix + 'image_to_text_R@1']:.1%}  R@5 {r[prefix + 'image_to_text_R@5']:.1%}   "
-              f"text->image R@1 {r[prefix + 'text_to_image_R@1']:.1%}  R@5 {r[prefix + 'text_to_image_R@5']:.1%}")  # fmt: skip
+    print(
+        f"\n== retrieval ({r['pairs']} held-out pairs) ==\nimage->text R@1 {r['image_to_text_R@1']:.1%}  "
+        f"R@5 {r['image_to_text_R@5']:.1%}   text->image R@1 "
+        f"{r['text_to_image_R@1']:.1%}  R@5 {r['text_to_image_R@5']:.1%}"
+    )
+    for prefix, what in (
+        ("any_true_", "any caption true of the image counts"),
+        ("own_caption_ceiling_", "best possible own-caption score (captions state only some attributes)"),
+    ):
+        print(
+            f"{what}:\n  image->text R@1 {r[prefix + 'image_to_text_R@1']:.1%} "
+            f" R@5 {r[prefix + 'image_to_text_R@5']:.1%}   "
+            f"text->image R@1 {r[prefix + 'text_to_image_R@1']:.1%}  R@5 {r[prefix + 'text_to_image_R@5']:.1%}"
+        )
     print(f"\n== cli ==\n{' '.join(result['cli']['command'])}: {result['cli']['wall_seconds']:.1f} s")
     print(f"\n== seconds ==\n{json.dumps(result['seconds'])}")
     if "full_run_estimate_seconds" in result:

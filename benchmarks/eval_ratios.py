@@ -85,10 +85,12 @@ def section_labels(pipe, images, repeat: int) -> None:
     for_images = {}
     for count in (10, 1000):
         classifier = pipe.zero_shot_classifier(names[:count], template)
-        for_images[count] = median_seconds(lambda: pipe.image_queries(images) @ classifier.T, repeat) / len(images)
-        total = median_seconds(lambda: pipe.classify(images, names[:count], template), repeat)
-        print(f"  {count:4d} labels: {for_images[count] * 1e3:.1f} ms/image after the label embeddings, "
-              f"{total / len(images) * 1e3:.1f} ms/image with them")  # fmt: skip
+        for_images[count] = median_seconds(lambda c=classifier: pipe.image_queries(images) @ c.T, repeat) / len(images)
+        total = median_seconds(lambda n=count: pipe.classify(images, names[:n], template), repeat)
+        print(
+            f"  {count:4d} labels: {for_images[count] * 1e3:.1f} ms/image after the label embeddings, "
+            f"{total / len(images) * 1e3:.1f} ms/image with them"
+        )
     print(f"  per-image cost, 1000 vs 10 labels: {for_images[1000] / for_images[10]:.2f}x")
 
 
@@ -105,8 +107,10 @@ def section_samplers(pipe, data: str, labels: str, limit: int) -> None:
         logits = pipe.image_queries(images, num_inference_steps=steps, scheduler=scheduler) @ classifier.T
         seconds = (time.perf_counter() - start) / len(images)
         out[scheduler] = (classification_metrics(logits, targets)["acc1"], seconds)
-        print(f"  {scheduler} {steps:2d} steps: acc1 {out[scheduler][0]:.3f}, {seconds * 1e3:.1f} ms/image "
-              f"({len(images)} {dataset.name} images, {labels} by {column})")  # fmt: skip
+        print(
+            f"  {scheduler} {steps:2d} steps: acc1 {out[scheduler][0]:.3f}, {seconds * 1e3:.1f} ms/image "
+            f"({len(images)} {dataset.name} images, {labels} by {column})"
+        )
     (a5, t5), (a50, t50) = out["dpm++"], out["ddim"]
     print(f"  accuracy 5-step DPM++ / 50-step DDIM: {a5 / a50 if a50 else float('nan'):.3f}; time {t5 / t50:.3f}x")
 
@@ -119,8 +123,10 @@ def section_one_way(pipe, images, repeat: int) -> None:
     with torch.no_grad():
         encoder = median_seconds(lambda: pipe.text_encoder(ids), repeat) / len(images)
     classify = median_seconds(lambda: pipe.image_queries(images, num_inference_steps=25), repeat) / len(images)
-    print(f"  25-step cached classification {classify * 1e3:.1f} ms/image, text encoder {encoder * 1e3:.2f} ms/text: "
-          f"{classify / encoder:.1f}x")  # fmt: skip
+    print(
+        f"  25-step cached classification {classify * 1e3:.1f} ms/image, text encoder {encoder * 1e3:.2f} ms/text: "
+        f"{classify / encoder:.1f}x"
+    )
 
 
 def section_unet(pipe, batch: int, repeat: int) -> None:
@@ -136,8 +142,10 @@ def section_unet(pipe, batch: int, repeat: int) -> None:
         ours = median_seconds(lambda: pipe.model.predict_noise(x, t, c), repeat)
         theirs = median_seconds(lambda: plain(x, t, encoder_hidden_states=c).sample, repeat)
         same = torch.allclose(pipe.model.predict_noise(x, t, c), plain(x, t, encoder_hidden_states=c).sample, atol=1e-5)
-    print(f"  DiffDisModel.predict_noise {ours * 1e3:.1f} ms vs diffusers UNet {theirs * 1e3:.1f} ms (batch {batch}): "
-          f"{ours / theirs:.3f}x; same output: {same}")  # fmt: skip
+    print(
+        f"  DiffDisModel.predict_noise {ours * 1e3:.1f} ms vs diffusers UNet {theirs * 1e3:.1f} ms (batch {batch}): "
+        f"{ours / theirs:.3f}x; same output: {same}"
+    )
 
 
 def section_training(pipe, batch: int, repeat: int) -> None:
@@ -152,23 +160,36 @@ def section_training(pipe, batch: int, repeat: int) -> None:
     for tasks in ("both", "gen"):
 
         def step() -> None:
-            loss, _ = unified_loss(pipe.model, pipe.text_encoder, pipe.autoencoder, scheduler, ids, null, images,
-                                   UnifiedLossSettings(tasks=tasks), torch.Generator().manual_seed(0))  # fmt: skip
+            loss, _ = unified_loss(
+                pipe.model,
+                pipe.text_encoder,
+                pipe.autoencoder,
+                scheduler,
+                ids,
+                null,
+                images,
+                UnifiedLossSettings(tasks=tasks),  # noqa: B023 (called within this iteration)
+                torch.Generator().manual_seed(0),
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
         out[tasks] = median_seconds(step, repeat)
     pipe.model.eval()
-    print(f"  joint step {out['both']:.3f} s vs generation-only {out['gen']:.3f} s (batch {batch}): "
-          f"{out['both'] / out['gen']:.2f}x")  # fmt: skip
+    print(
+        f"  joint step {out['both']:.3f} s vs generation-only {out['gen']:.3f} s (batch {batch}): "
+        f"{out['both'] / out['gen']:.2f}x"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="A model folder. Default: a fresh random model of --preset.")
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--data", default="world:64", help="Labelled data for the sampler section (see `diffdis eval`).")
+    parser.add_argument(
+        "--data", default="world:64", help="Labelled data for the sampler section (see `diffdis eval`)."
+    )
     parser.add_argument("--labels", default="world_colours")
     parser.add_argument("--num-images", type=int, default=8, help="Images per timed call.")
     parser.add_argument("--max-samples", type=int, default=64, help="Images for the sampler accuracy section.")
@@ -183,7 +204,10 @@ def main() -> None:
     pipe = DiffDisPipeline.from_pretrained(args.model) if args.model else random_pipeline(preset(args.preset))
     size = pipe.config.image_size
     images = [img.resize((size, size)) for img in load_eval_data(args.data).images(list(range(args.num_images)))]
-    print(f"model {args.model or f'random {args.preset}'} ({pipe.config.fusion} fusion), {torch.get_num_threads()} threads")
+    print(
+        f"model {args.model or f'random {args.preset}'} "
+        f"({pipe.config.fusion} fusion), {torch.get_num_threads()} threads"
+    )
     sections = {
         "labels": lambda: section_labels(pipe, images, args.repeat),
         "samplers": lambda: section_samplers(pipe, args.data, args.labels, args.max_samples),

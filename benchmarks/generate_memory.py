@@ -41,9 +41,28 @@ def run_child(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, flo
 
 
 def measure(n: int, model: Path, work: Path, env: dict[str, str], batch_size: int) -> dict[str, float]:
-    args = [sys.executable, "-m", "diffdis_cli", "eval", "generate", "--model", str(model), "--prompts", f"world:{n}",
-            "--num-prompts", str(n), "--num-inference-steps", "1", "--batch-size", str(batch_size), "--device", "cpu",
-            "--output", str(work / f"gen_{n}.json"), "--json"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "diffdis_cli",
+        "eval",
+        "generate",
+        "--model",
+        str(model),
+        "--prompts",
+        f"world:{n}",
+        "--num-prompts",
+        str(n),
+        "--num-inference-steps",
+        "1",
+        "--batch-size",
+        str(batch_size),
+        "--device",
+        "cpu",
+        "--output",
+        str(work / f"gen_{n}.json"),
+        "--json",
+    ]
     stdout, peak, seconds = run_child(args, env, work)
     record = json.loads(stdout)[0]
     return {"peak_rss_mib": round(peak, 1), "seconds": round(seconds, 1), "fid": record["fid"], "n": record["n"]}
@@ -62,14 +81,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = save_untrained_micro_model(work / "model")
-        env = {**os.environ, "PYTHONPATH": args.pythonpath, "DIFFDIS_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1",
-               "HF_DATASETS_OFFLINE": "1"}  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": args.pythonpath,
+            "DIFFDIS_CACHE": str(work / "cache"),
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+        }
         small = measure(args.small, model, work, env, args.batch_size)
         large = measure(args.large, model, work, env, args.batch_size)
-    print(json.dumps({"small": {"images": args.small, **small}, "large": {"images": args.large, **large},
-                      "peak_rss_ratio": round(large["peak_rss_mib"] / small["peak_rss_mib"], 3),
-                      "peak_rss_growth_mib": round(large["peak_rss_mib"] - small["peak_rss_mib"], 1),
-                      "code": args.pythonpath}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "small": {"images": args.small, **small},
+                "large": {"images": args.large, **large},
+                "peak_rss_ratio": round(large["peak_rss_mib"] / small["peak_rss_mib"], 3),
+                "peak_rss_growth_mib": round(large["peak_rss_mib"] - small["peak_rss_mib"], 1),
+                "code": args.pythonpath,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

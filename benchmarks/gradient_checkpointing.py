@@ -81,8 +81,17 @@ def run_case(args: argparse.Namespace) -> dict:
         # the backward inside the attention-kernel context too: checkpointing recomputes forwards there
         with training_attention(device):
             with autocast:
-                loss, _ = unified_loss(pipe.model, pipe.text_encoder, pipe.autoencoder, scheduler, ids, null, latents,
-                                       settings, torch.Generator().manual_seed(seed))  # fmt: skip
+                loss, _ = unified_loss(
+                    pipe.model,
+                    pipe.text_encoder,
+                    pipe.autoencoder,
+                    scheduler,
+                    ids,
+                    null,
+                    latents,
+                    settings,
+                    torch.Generator().manual_seed(seed),
+                )
             loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -130,17 +139,29 @@ def main() -> None:
         out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
         results[name] = json.loads(out.strip().splitlines()[-1])
     off, on = results["off"], results["on"]
-    print(json.dumps({
-        "geometry": f"sd15 UNet + branch + CLIP-L text (frozen), latents {args.latent_size}x{args.latent_size}x4",
-        "device": args.device, "batch_size": args.batch_size, "bf16": args.bf16, "threads": torch.get_num_threads(),
-        "held_before_step_gib": round(off["held_gib"], 2), "of_which_peak_is_gradients_gib": round(off["grads_gib"], 2),
-        "peak_gib_off": round(off["peak_gib"], 2), "peak_gib_on": round(on["peak_gib"], 2),
-        "peak_ratio_on_off": round(on["peak_gib"] / off["peak_gib"], 3),
-        "step_s_off": round(off["step_s"], 2), "step_s_on": round(on["step_s"], 2),
-        "step_time_ratio_on_off": round(on["step_s"] / off["step_s"], 3),
-        "step_cpu_s_off": round(off["cpu_s"], 2), "step_cpu_s_on": round(on["cpu_s"], 2),
-        "step_cpu_time_ratio_on_off": round(on["cpu_s"] / off["cpu_s"], 3),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "geometry": "sd15 UNet + branch + CLIP-L text (frozen), "
+                "latents {args.latent_size}x{args.latent_size}x4",
+                "device": args.device,
+                "batch_size": args.batch_size,
+                "bf16": args.bf16,
+                "threads": torch.get_num_threads(),
+                "held_before_step_gib": round(off["held_gib"], 2),
+                "of_which_peak_is_gradients_gib": round(off["grads_gib"], 2),
+                "peak_gib_off": round(off["peak_gib"], 2),
+                "peak_gib_on": round(on["peak_gib"], 2),
+                "peak_ratio_on_off": round(on["peak_gib"] / off["peak_gib"], 3),
+                "step_s_off": round(off["step_s"], 2),
+                "step_s_on": round(on["step_s"], 2),
+                "step_time_ratio_on_off": round(on["step_s"] / off["step_s"], 3),
+                "step_cpu_s_off": round(off["cpu_s"], 2),
+                "step_cpu_s_on": round(on["cpu_s"], 2),
+                "step_cpu_time_ratio_on_off": round(on["cpu_s"] / off["cpu_s"], 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,13 @@ def torch_fidelity_modules(root: Path) -> tuple[types.ModuleType, dict]:
     source = (root / "torch_fidelity" / "metric_fid.py").read_text()
     functions = re.findall(r"^def fid_.*?(?=^def |\Z)", source, flags=re.S | re.M)
     importlib.import_module("scipy.linalg")
-    namespace = {"np": np, "torch": torch, "scipy": importlib.import_module("scipy"), "vprint": lambda *a: None,
-                 "KEY_METRIC_FID": "frechet_inception_distance"}
+    namespace = {
+        "np": np,
+        "torch": torch,
+        "scipy": importlib.import_module("scipy"),
+        "vprint": lambda *a: None,
+        "KEY_METRIC_FID": "frechet_inception_distance",
+    }
     for function in functions:
         exec(function, namespace)  # noqa: S102 - the reference's own code, run as-is
     return inception, namespace
@@ -61,19 +66,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "random_inception.pth"
         torch.save(random_fid_inception(seed=0).state_dict(), weights)
-        theirs = inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
+        theirs = inception.FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
+        )
         ours = inception_features(load_fid_inception(weights, "torch-fidelity"))
     sets = [images(args.num_images, seed, args.size) for seed in (1, 2)]
     feats_ours = [ours(s) for s in sets]
     with torch.no_grad():
-        feats_theirs = [theirs(torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in s]))[0].double() for s in sets]
+        feats_theirs = [
+            theirs(torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in s]))[0].double() for s in sets
+        ]
     diff = max(float(np.abs(o - t.numpy()).max()) for o, t in zip(feats_ours, feats_theirs))
     scale = float(np.abs(feats_theirs[0].numpy()).mean())
     stats = [fid_fns["fid_features_to_statistics"](t) for t in feats_theirs]
     fid_theirs = fid_fns["fid_statistics_to_metric"](stats[0], stats[1], False)["frechet_inception_distance"]
     fid_ours = fid_from_features(*feats_ours)
-    print(f"features: {args.num_images} images x 2 sets, {args.size}x{args.size}; max |ours - torch-fidelity| = {diff:.3g} "
-          f"(mean |feature| {scale:.3g})")
+    print(
+        f"features: {args.num_images} images x 2 sets, "
+        f"{args.size}x{args.size}; max |ours - torch-fidelity| = {diff:.3g} "
+        f"(mean |feature| {scale:.3g})"
+    )
     print(f"FID: diffdis {fid_ours:.6f}  torch-fidelity {fid_theirs:.6f}  difference {abs(fid_ours - fid_theirs):.3g}")
 
 

@@ -38,8 +38,9 @@ def main() -> None:
     truth = torch.tensor([labels.index(f"{r['colour']} {r['shape']}") for r in rows])
     classifier = pipe.zero_shot_classifier(labels, ["a {}"])
     print("scheduler steps guidance  acc(colour+shape)  acc(shape)  acc(colour)  s/image")
-    for name, steps, scale in itertools.product(args.schedulers.split(","), map(int, args.steps.split(",")),
-                                                map(float, args.guidance.split(","))):  # fmt: skip
+    for name, steps, scale in itertools.product(
+        args.schedulers.split(","), map(int, args.steps.split(",")), map(float, args.guidance.split(","))
+    ):
         start = time.perf_counter()
         queries = pipe.image_queries(images, steps, scale, name, seed=0)
         seconds = (time.perf_counter() - start) / len(images)
@@ -47,7 +48,10 @@ def main() -> None:
         both = (pred == truth).float().mean().item()
         shape = (pred % len(SHAPES) == truth % len(SHAPES)).float().mean().item()
         colour = (pred // len(SHAPES) == truth // len(SHAPES)).float().mean().item()
-        print(f"{name:9s} {steps:5d} {scale:8.1f}  {both:17.3f}  {shape:10.3f}  {colour:11.3f}  {seconds:7.4f}", flush=True)
+        print(
+            f"{name:9s} {steps:5d} {scale:8.1f}  {both:17.3f}  {shape:10.3f}  {colour:11.3f}  {seconds:7.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

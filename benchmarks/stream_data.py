@@ -39,8 +39,14 @@ def child(args: argparse.Namespace) -> None:
     from diffdis.data.loader import training_data
 
     start = time.perf_counter()
-    data = training_data(args.data, image_size=args.size, batch_size=args.batch, num_workers=args.workers,
-                         shuffle_buffer=1000, log=lambda _: None)  # fmt: skip
+    data = training_data(
+        args.data,
+        image_size=args.size,
+        batch_size=args.batch,
+        num_workers=args.workers,
+        shuffle_buffer=1000,
+        log=lambda _: None,
+    )
     batches = iter(data)
     next(batches)
     first = time.perf_counter() - start
@@ -78,9 +84,25 @@ def run_train(data: Path, output: Path, preset: str, batch: int) -> dict:
     and the process's peak RSS."""
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
-    command = [sys.executable, "-m", "diffdis_cli", "train", "--data", str(data), "--output-dir", str(output / "model"),
-               "--preset", preset, "--max-steps", "1", "--batch-size", str(batch), "--checkpointing-steps", "1000",
-               "--json"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "diffdis_cli",
+        "train",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(output / "model"),
+        "--preset",
+        preset,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        str(batch),
+        "--checkpointing-steps",
+        "1000",
+        "--json",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     logs, first_step = output / "model" / "logs.jsonl", None
     with open(output / "stdout.txt", "wb") as out, open(output / "stderr.txt", "wb") as err:
@@ -105,8 +127,21 @@ def run_train(data: Path, output: Path, preset: str, batch: int) -> dict:
 
 
 def run_case(data: Path, size: int, workers: int = 0, batches: int = 0, batch: int = 64) -> dict:
-    command = [sys.executable, __file__, "--child", "--data", str(data), "--size", str(size), "--workers", str(workers),
-               "--batches", str(batches), "--batch", str(batch)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--data",
+        str(data),
+        "--size",
+        str(size),
+        "--workers",
+        str(workers),
+        "--batches",
+        str(batches),
+        "--batch",
+        str(batch),
+    ]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
     out = process.stdout.read()
@@ -158,7 +193,9 @@ def main() -> None:
         for name, folder in (("small", small), ("large", large)):
             runs[name].append(run_case(folder, 32))
     for name, cases in runs.items():
-        result[name] = {key: statistics.median(case[key] for case in cases) for key in ("first_batch_s", "process_s", "peak_rss_mb")}
+        result[name] = {
+            key: statistics.median(case[key] for case in cases) for key in ("first_batch_s", "process_s", "peak_rss_mb")
+        }
         result[name]["first_batch_s_all"] = [round(case["first_batch_s"], 2) for case in cases]
     for key in ("first_batch_s", "peak_rss_mb"):
         result[f"{key}_ratio"] = result["large"][key] / result["small"][key]
@@ -180,13 +217,28 @@ def train_section(args: argparse.Namespace, workdir: Path) -> None:
     for _ in range(args.repeats):
         for name, folder in folders.items():
             case = run_train(folder, workdir / "train_out", args.preset, args.train_batch)
-            command = [sys.executable, __file__, "--tokenizer-child", "--data", str(folder), "--preset", args.preset,
-                       "--batch", str(args.train_batch)]  # fmt: skip
+            command = [
+                sys.executable,
+                __file__,
+                "--tokenizer-child",
+                "--data",
+                str(folder),
+                "--preset",
+                args.preset,
+                "--batch",
+                str(args.train_batch),
+            ]
             out = subprocess.run(command, capture_output=True, check=True, cwd=ROOT).stdout
             tokenizer = json.loads(out.decode().splitlines()[-1])
             runs[name].append({**case, **tokenizer})
-    result: dict = {"mode": "train", "rows": args.rows, "preset": args.preset, "batch_size": args.train_batch,
-                    "image_size": 32, "repeats": args.repeats}  # fmt: skip
+    result: dict = {
+        "mode": "train",
+        "rows": args.rows,
+        "preset": args.preset,
+        "batch_size": args.train_batch,
+        "image_size": 32,
+        "repeats": args.repeats,
+    }
     keys = ("first_step_s", "setup_s", "process_s", "step_s", "peak_rss_mb", "captions_s", "tokenizer_s")
     for name, cases in runs.items():
         result[name] = {key: round(statistics.median(case[key] for case in cases), 3) for key in keys}

@@ -31,10 +31,31 @@ from diffdis.data.world import COLOUR_WORDS, OBJECT_WORDS, OBJECTS, make_world  
 from diffdis.pipeline import DiffDisPipeline  # noqa: E402
 
 # Words for each class that no world caption uses (checked against the caption vocabulary at run time).
-UNSEEN_OBJECTS = {"airplane": "airliner", "automobile": "sedan", "bird": "sparrow", "cat": "kitten", "deer": "stag",
-                  "dog": "hound", "frog": "toad", "horse": "pony", "ship": "vessel", "truck": "van"}  # fmt: skip
-UNSEEN_COLOURS = {"red": "cherry", "orange": "tangerine", "yellow": "lemon", "green": "lime", "blue": "azure",
-                  "purple": "plum", "pink": "rose", "brown": "coffee", "white": "ivory", "black": "ebony", "gray": "slate"}  # fmt: skip
+UNSEEN_OBJECTS = {
+    "airplane": "airliner",
+    "automobile": "sedan",
+    "bird": "sparrow",
+    "cat": "kitten",
+    "deer": "stag",
+    "dog": "hound",
+    "frog": "toad",
+    "horse": "pony",
+    "ship": "vessel",
+    "truck": "van",
+}
+UNSEEN_COLOURS = {
+    "red": "cherry",
+    "orange": "tangerine",
+    "yellow": "lemon",
+    "green": "lime",
+    "blue": "azure",
+    "purple": "plum",
+    "pink": "rose",
+    "brown": "coffee",
+    "white": "ivory",
+    "black": "ebony",
+    "gray": "slate",
+}
 OBJECT_TEMPLATES = ("a {}.", "a photo of a {}.", "a drawing of a {}.")
 COLOUR_TEMPLATES = ("a {} object.", "something {}.", "a {} thing.")
 
@@ -42,7 +63,13 @@ COLOUR_TEMPLATES = ("a {} object.", "something {}.", "a {} thing.")
 def caption_vocabulary() -> set[str]:
     """Every word a world caption can contain."""
     phrases = [*world.TEMPLATES]
-    for table in (world.OBJECT_WORDS, world.COLOUR_WORDS, world.BACKGROUND_PHRASES, world.SIZE_WORDS, world.POSITION_WORDS):
+    for table in (
+        world.OBJECT_WORDS,
+        world.COLOUR_WORDS,
+        world.BACKGROUND_PHRASES,
+        world.SIZE_WORDS,
+        world.POSITION_WORDS,
+    ):
         phrases += [w for words in table.values() for w in words]
     return {w for phrase in phrases for w in re.split(r"[^a-z]+", phrase.lower()) if w}
 
@@ -83,10 +110,16 @@ def main() -> None:
         images = {r["file_name"]: Image.open(Path(tmp) / "test" / r["file_name"]).convert("RGB") for r in rows}
     colours = list(COLOUR_WORDS)
     tasks = {
-        "object": ([i for i, r in enumerate(rows) if r["object"] in OBJECTS], "object", list(OBJECTS), OBJECT_WORDS,
-                   UNSEEN_OBJECTS, OBJECT_TEMPLATES),
+        "object": (
+            [i for i, r in enumerate(rows) if r["object"] in OBJECTS],
+            "object",
+            list(OBJECTS),
+            OBJECT_WORDS,
+            UNSEEN_OBJECTS,
+            OBJECT_TEMPLATES,
+        ),
         "colour": (list(range(len(rows))), "colour", colours, COLOUR_WORDS, UNSEEN_COLOURS, COLOUR_TEMPLATES),
-    }  # fmt: skip
+    }
     results: dict[str, dict[str, float]] = {}
     torch.set_num_threads(max(1, torch.get_num_threads()))
     for model in args.models:

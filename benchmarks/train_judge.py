@@ -36,13 +36,20 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    judge = train_judge(world_images=args.world_images, heldout_images=args.heldout_images, epochs=args.epochs,
-                        seed=args.seed, log=lambda m: print(f"{m}  ({time.perf_counter() - start:.0f} s)", flush=True))  # fmt: skip
+    judge = train_judge(
+        world_images=args.world_images,
+        heldout_images=args.heldout_images,
+        epochs=args.epochs,
+        seed=args.seed,
+        log=lambda m: print(f"{m}  ({time.perf_counter() - start:.0f} s)", flush=True),
+    )
     train_seconds = time.perf_counter() - start
     save_judge(judge, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         sets = {
-            "world heldout split (seed 2026)": make_world(Path(tmp) / "h", args.eval_images, EVAL_SEED, split="heldout"),
+            "world heldout split (seed 2026)": make_world(
+                Path(tmp) / "h", args.eval_images, EVAL_SEED, split="heldout"
+            ),
             "world train split (seed 0)": make_world(Path(tmp) / "t", args.eval_images, 0, split="train"),
             "digits test split": make_digits(Path(tmp) / "d", "test"),
         }

@@ -37,8 +37,10 @@ def main() -> None:
     null = pipe.token_ids([""])
     images = torch.rand(args.batch_size, 3, cfg.image_size, cfg.image_size) * 2 - 1
     count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
-    print(f"{args.preset}: UNet {count(pipe.model.unet):.2f}M, new modules {count(pipe.model.discriminator):.2f}M, "
-          f"text encoder {count(pipe.text_encoder):.2f}M; batch {args.batch_size}, {torch.get_num_threads()} threads")
+    print(
+        f"{args.preset}: UNet {count(pipe.model.unet):.2f}M, new modules {count(pipe.model.discriminator):.2f}M, "
+        f"text encoder {count(pipe.text_encoder):.2f}M; batch {args.batch_size}, {torch.get_num_threads()} threads"
+    )
     pipe.model.train()
     pipe.text_encoder.train()
     results = {}
@@ -47,8 +49,17 @@ def main() -> None:
         times = []
         for step in range(args.steps + 1):
             start = time.perf_counter()
-            loss, _ = unified_loss(pipe.model, pipe.text_encoder, pipe.autoencoder, scheduler, ids, null, images,
-                                   settings, torch.Generator().manual_seed(step))  # fmt: skip
+            loss, _ = unified_loss(
+                pipe.model,
+                pipe.text_encoder,
+                pipe.autoencoder,
+                scheduler,
+                ids,
+                null,
+                images,
+                settings,
+                torch.Generator().manual_seed(step),
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

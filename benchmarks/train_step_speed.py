@@ -38,12 +38,21 @@ def main() -> None:
     parser.add_argument("--output-dir", default="/tmp/diffdis_step_speed")
     args = parser.parse_args()
 
-    cfg = TrainConfig(data="world:2000", output_dir=args.output_dir, preset=args.preset, batch_size=args.batch_size,
-                      max_steps=1000, ema_decay=0.999, mixed_precision=args.mixed_precision)  # fmt: skip
+    cfg = TrainConfig(
+        data="world:2000",
+        output_dir=args.output_dir,
+        preset=args.preset,
+        batch_size=args.batch_size,
+        max_steps=1000,
+        ema_decay=0.999,
+        mixed_precision=args.mixed_precision,
+    )
     trainer = Trainer(cfg, preset(args.preset), log=lambda s: None)
     fast_opt, fast_ema = trainer.backend.optimizer, trainer.ema
     c = cfg
-    plain_opt = torch.optim.AdamW(trainer.params, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2), weight_decay=c.weight_decay)
+    plain_opt = torch.optim.AdamW(
+        trainer.params, lr=c.learning_rate, betas=(c.adam_beta1, c.adam_beta2), weight_decay=c.weight_decay
+    )
     plain_ema = EMAModel(trainer.params, decay=c.ema_decay)
     variants = {
         "flash": (False, plain_opt, plain_ema),
@@ -64,8 +73,10 @@ def main() -> None:
                 one_step(trainer, stream, step)
                 results[name].append(time.perf_counter() - start)
     backends.training_attention = math_kernel
-    print(f"{args.preset}, batch {args.batch_size}, {args.mixed_precision}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds x {args.steps} steps each")
+    print(
+        f"{args.preset}, batch {args.batch_size}, {args.mixed_precision}, {torch.get_num_threads()} threads, "
+        f"{args.rounds} rounds x {args.steps} steps each"
+    )
     base = sorted(results["flash"])[len(results["flash"]) // 2]
     for name, times in results.items():
         median = sorted(times)[len(times) // 2]

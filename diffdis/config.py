@@ -89,7 +89,9 @@ class ModelConfig:
         if self.query_schedule is not None:
             check_schedule(self.query_schedule, "query_schedule")
         if self.patch_size < 1 or self.image_size % self.patch_size:
-            raise UsageError(f"patch_size must be a positive divisor of image_size {self.image_size}, got {self.patch_size}")
+            raise UsageError(
+                f"patch_size must be a positive divisor of image_size {self.image_size}, got {self.patch_size}"
+            )
         if self.patch_size > 1 and self.vae is not None:
             raise UsageError("patch_size folds pixels; a latent model (vae) cannot use it")
         if self.text_pooling not in TEXT_POOLINGS:
@@ -173,7 +175,9 @@ class TrainConfig:
     # share of discrimination samples whose e_t is built from the model's own first guess (from pure noise, no
     # gradient) instead of the true e0, so it learns to correct a guess as the sampler asks it to [ours]
     query_self_condition: float = 0.0
-    mixed_precision: str = "auto"  # "auto" (bf16 on GPUs that support it) | "no" | "bf16" (autocast, fp32 weights) | "fp16" (DeepSpeed)
+    mixed_precision: str = (
+        "auto"  # "auto" (bf16 on GPUs that support it) | "no" | "bf16" (autocast, fp32 weights) | "fp16" (DeepSpeed)
+    )
     device: str = "auto"  # auto | cpu | cuda | cuda:N (DeepSpeed runs use each rank's own GPU)
     gradient_accumulation_steps: int = 1  # K micro-batches per step; the InfoNCE batch stays whole
     gradient_checkpointing: bool = False  # recompute activations in backward, both passes
@@ -216,7 +220,10 @@ class TrainConfig:
         if self.gradient_accumulation_steps < 1:
             raise UsageError(f"gradient-accumulation-steps must be at least 1, got {self.gradient_accumulation_steps}")
         if self.batch_size % self.gradient_accumulation_steps:
-            raise UsageError(f"--batch-size {self.batch_size} must be divisible by --gradient-accumulation-steps {self.gradient_accumulation_steps}")
+            raise UsageError(
+                f"--batch-size {self.batch_size} must be divisible by "
+                f"--gradient-accumulation-steps {self.gradient_accumulation_steps}"
+            )
         if self.scratch_learning_rate is not None and not 0 < self.scratch_learning_rate < float("inf"):
             raise UsageError(f"scratch-learning-rate must be positive, got {self.scratch_learning_rate}")
         if self.dataloader_num_workers < 0:
@@ -245,12 +252,15 @@ PRESETS = list_presets()  # the files in diffdis/presets/
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
-    """A named geometry (diffdis/presets/NAME.json) or a model_config.json file; `overrides` replace top-level fields."""
+    """A named geometry (diffdis/presets/NAME.json) or a
+    model_config.json file; `overrides` replace top-level fields."""
     if name.endswith(".json"):
         return dataclasses.replace(load_config(ModelConfig, Path(name)), **overrides)
     fields = preset_fields(name)
     if fields is None:
-        raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}, or a model_config.json file")
+        raise UsageError(
+            f"unknown preset {name!r}; choose one of: {', '.join(list_presets())}, or a model_config.json file"
+        )
     return ModelConfig(**{**fields, "preset": name, **overrides})
 
 

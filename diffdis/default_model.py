@@ -27,7 +27,8 @@ def default_model_dir() -> Path:
     """The shipped model folder; a clear error where an install left it out."""
     if not (DEFAULT_MODEL_DIR / "model_index.json").is_file():
         raise DiffDisError(
-            f"this diffdis install has no default model ({DEFAULT_MODEL_DIR} is missing); reinstall diffdis, or pass --model DIR, "
+            f"this diffdis install has no default model ({DEFAULT_MODEL_DIR} "
+            "is missing); reinstall diffdis, or pass --model DIR, "
             "a folder written by `diffdis train`"
         )
     return DEFAULT_MODEL_DIR

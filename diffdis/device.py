@@ -47,8 +47,10 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if match.group(1) is not None:
         index, count = int(match.group(1)), torch.cuda.device_count()
         if index >= count:
-            raise UsageError(f"--device {name}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1}); "
-                             "pick one of those or use --device cuda")  # fmt: skip
+            raise UsageError(
+                f"--device {name}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1}); "
+                "pick one of those or use --device cuda"
+            )
     return torch.device(name)
 
 
@@ -63,8 +65,9 @@ def resolve_dtype(spec: str, device: torch.device | str) -> torch.dtype:
     if name not in DTYPES:
         raise UsageError(f"--dtype {spec!r}: choose auto, fp32, bf16 or fp16")
     if name == "fp16" and device.type == "cpu":
-        raise UsageError("--dtype fp16 on cpu: CPU kernels for fp16 convolution are missing or slow; "
-                         "use --dtype bf16 or fp32")
+        raise UsageError(
+            "--dtype fp16 on cpu: CPU kernels for fp16 convolution are missing or slow; use --dtype bf16 or fp32"
+        )
     return DTYPES[name]
 
 

@@ -28,13 +28,16 @@ def check_exportable(pipe, source: Path) -> None:
     if not isinstance(pipe.autoencoder, LatentAutoencoder):
         raise DiffDisError(
             f"{source} is a pixel-space model (no VAE): StableDiffusionPipeline always decodes latents with an "
-            "AutoencoderKL, so only latent models export to diffusers (train with --init-from SD_DIR, --preset sd15 or --preset tiny-latent --vae DIR)"
+            "AutoencoderKL, so only latent models export to diffusers (train with "
+            "--init-from SD_DIR, --preset sd15 or --preset tiny-latent --vae DIR)"
         )
     if not isinstance(pipe.text_encoder.model, CLIPTextModel):
         kind = type(pipe.text_encoder.model).__name__
         raise DiffDisError(f"{source} has a {kind} text encoder; StableDiffusionPipeline needs a CLIPTextModel")
     if not hasattr(transformers, type(pipe.tokenizer).__name__):
-        raise DiffDisError(f"{source}'s tokenizer ({type(pipe.tokenizer).__name__}) is not a transformers class the pipeline can load")
+        raise DiffDisError(
+            f"{source}'s tokenizer ({type(pipe.tokenizer).__name__}) is not a transformers class the pipeline can load"
+        )
 
 
 def export_diffusers(pipe, out_dir: str | Path, source: str | Path = "the model") -> Path:

@@ -79,9 +79,14 @@ def zero1_model_states(params: int, gpus_per_node: int, nodes: int = 1) -> tuple
 
 
 def zero3_model_states(
-    params: int, largest_layer: int, gpus_per_node: int, nodes: int = 1, cpu_offload: bool = False,
-    cpu_offload_params: bool = False, zero_init: bool = False,
-) -> tuple[int, int]:  # fmt: skip
+    params: int,
+    largest_layer: int,
+    gpus_per_node: int,
+    nodes: int = 1,
+    cpu_offload: bool = False,
+    cpu_offload_params: bool = False,
+    zero_init: bool = False,
+) -> tuple[int, int]:
     """(CPU bytes per node, GPU bytes per GPU), as deepspeed's estimate_zero3_model_states_mem_needs.
     zero_init False: diffdis builds the model whole, then hands it to the engine."""
     total_gpus, gpus_factor = nodes * gpus_per_node, 1 / nodes
@@ -110,6 +115,10 @@ def estimate(counts: ParameterCounts, gpus_per_node: int = 1, nodes: int = 1) ->
         "zero3-offload": zero3_model_states(p, counts.largest_layer, gpus_per_node, nodes, True, True),
     }
     return [
-        {"deepspeed": name, "gpu_gib_per_gpu": round((gpu + frozen_gpu) / GIB, 2), "cpu_gib_per_node": round(cpu / GIB, 2)}
+        {
+            "deepspeed": name,
+            "gpu_gib_per_gpu": round((gpu + frozen_gpu) / GIB, 2),
+            "cpu_gib_per_node": round(cpu / GIB, 2),
+        }
         for name, (cpu, gpu) in rows.items()
     ]

@@ -1,12 +1,12 @@
 """The model folder, in the diffusers spirit: safetensors weights and JSON configs, no pickle.
 
-    model_index.json          what this folder is, and the diffdis version that wrote it
-    model_config.json         ModelConfig        inference_config.json / training_config.json
-    unet/                     a standard diffusers UNet2DConditionModel folder (the SD part)
-    discriminator/            model.safetensors: every module the paper adds
-    text_encoder/ tokenizer/  transformers folders
-    scheduler/                the training noise schedule (diffusers DDPMScheduler config)
-    vae/                      AutoencoderKL, latent models only
+model_index.json          what this folder is, and the diffdis version that wrote it
+model_config.json         ModelConfig        inference_config.json / training_config.json
+unet/                     a standard diffusers UNet2DConditionModel folder (the SD part)
+discriminator/            model.safetensors: every module the paper adds
+text_encoder/ tokenizer/  transformers folders
+scheduler/                the training noise schedule (diffusers DDPMScheduler config)
+vae/                      AutoencoderKL, latent models only
 """
 
 from __future__ import annotations
@@ -66,8 +66,12 @@ def save_folder(parts: Components, directory: Path) -> None:
         cfg = parts.model.config
         (tmp / INDEX).write_text(
             json.dumps(
-                {"_class_name": "DiffDisPipeline", "diffdis_version": __version__, "format_version": FORMAT_VERSION,
-                 **{k: v for k, v in parts.card.items() if k in CARD_KEYS}},  # fmt: skip
+                {
+                    "_class_name": "DiffDisPipeline",
+                    "diffdis_version": __version__,
+                    "format_version": FORMAT_VERSION,
+                    **{k: v for k, v in parts.card.items() if k in CARD_KEYS},
+                },
                 indent=2,
             )
             + "\n"
@@ -119,7 +123,9 @@ def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torc
     directory = Path(directory)
     if not directory.is_dir():
         raise DiffDisError(f"model folder {directory} does not exist; train one with `diffdis train`")
-    _require(directory, INDEX, "model_config.json", "unet", "discriminator/model.safetensors", "text_encoder", "tokenizer")
+    _require(
+        directory, INDEX, "model_config.json", "unet", "discriminator/model.safetensors", "text_encoder", "tokenizer"
+    )
     index = read_json_object(directory / INDEX, "; restore it from the original model folder")
     if index.get("format_version", 0) > FORMAT_VERSION:
         raise DiffDisError(f"{directory} was written by a newer diffdis ({index.get('diffdis_version')}); upgrade")
@@ -143,19 +149,29 @@ def load_folder(directory: Path, device: str | torch.device = "cpu", dtype: torc
     mismatch = {k: v for k, v in cfg.unet.items() if _as_list(unet.config.get(k)) != _as_list(v)}
     if mismatch:
         key = next(iter(mismatch))
-        raise DiffDisError(f"{directory}/unet does not fit model_config.json: {key} is {unet.config.get(key)}, expected {mismatch[key]}")
+        raise DiffDisError(
+            f"{directory}/unet does not fit model_config.json: {key} "
+            f"is {unet.config.get(key)}, expected {mismatch[key]}"
+        )
     model = DiffDisModel(cfg, unet=unet)
     try:
         model.discriminator.load_state_dict(load_file(str(directory / "discriminator" / "model.safetensors")))
     except RuntimeError as err:
         detail = " ".join(str(err).split())[:300]  # torch lists every key, over many lines
-        raise DiffDisError(f"{directory}/discriminator weights do not fit model_config.json; keep one model's weights "
-                           f"and configs together ({detail})") from err  # fmt: skip
+        raise DiffDisError(
+            f"{directory}/discriminator weights do not fit model_config.json; keep one model's weights "
+            f"and configs together ({detail})"
+        ) from err
     autoencoder = LatentAutoencoder(vae) if vae is not None else IdentityAutoencoder(cfg.patch_size)
-    card = {"name": str(index.get("name") or directory.resolve().name), "model_version": str(index.get("model_version", "")),
-            "diffdis_version": str(index.get("diffdis_version", ""))}  # fmt: skip
+    card = {
+        "name": str(index.get("name") or directory.resolve().name),
+        "model_version": str(index.get("model_version", "")),
+        "diffdis_version": str(index.get("diffdis_version", "")),
+    }
     tokenizer = load_tokenizer(directory / "tokenizer")
-    parts = Components(model, text_encoder_for(cfg, text_model, tokenizer), tokenizer, autoencoder, inference, training, card)
+    parts = Components(
+        model, text_encoder_for(cfg, text_model, tokenizer), tokenizer, autoencoder, inference, training, card
+    )
     place(parts, device, dtype)
     return parts
 

@@ -66,14 +66,21 @@ class DiffDisPipeline(Components):
     def build(cls, config: ModelConfig, tokenizer, inference: InferenceConfig | None = None) -> DiffDisPipeline:
         """A randomly initialised model in eval mode (seed torch first for a repeatable init)."""
         text_encoder = text_encoder_for(config, build_text_model(config.text_encoder, tokenizer), tokenizer)
-        pipe = cls(DiffDisModel(config), text_encoder, tokenizer, build_autoencoder(config.vae, config.patch_size), inference or inference_defaults(config))
+        pipe = cls(
+            DiffDisModel(config),
+            text_encoder,
+            tokenizer,
+            build_autoencoder(config.vae, config.patch_size),
+            inference or inference_defaults(config),
+        )
         for module in (pipe.model, pipe.text_encoder, pipe.autoencoder):
             module.eval()
         return pipe
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
-                        dtype: str | torch.dtype = torch.float32) -> DiffDisPipeline:  # fmt: skip
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32
+    ) -> DiffDisPipeline:
         """Load a model folder onto `device` in `dtype` (objects, or strings such as "auto", "cuda:1", "bf16")."""
         parts = load_folder(Path(directory), *placement(device, dtype))
         return cls(**vars(parts))

@@ -86,7 +86,9 @@ def _scheduler_config(folder: Path) -> dict[str, Any]:
     return _read_config(files[0])
 
 
-def check_sd_geometry(folder: Path, unet: dict[str, Any], vae: dict[str, Any], text: dict[str, Any], scheduler: dict[str, Any]) -> None:
+def check_sd_geometry(
+    folder: Path, unet: dict[str, Any], vae: dict[str, Any], text: dict[str, Any], scheduler: dict[str, Any]
+) -> None:
     """Refuse a folder DiffDis cannot start from, naming the first mismatch (one line)."""
 
     def refuse(what: str) -> None:
@@ -98,7 +100,10 @@ def check_sd_geometry(folder: Path, unet: dict[str, Any], vae: dict[str, Any], t
         if unet.get(key):
             refuse(f"unet {key} is {unet[key]!r} (SDXL-style conditioning); only SD v1-style UNets are supported")
     if unet.get("mid_block_type", "UNetMidBlock2DCrossAttn") != "UNetMidBlock2DCrossAttn":
-        refuse(f"unet mid_block_type is {unet['mid_block_type']}; the query transformer reads a cross-attention middle block")
+        refuse(
+            f"unet mid_block_type is {unet['mid_block_type']}; the "
+            "query transformer reads a cross-attention middle block"
+        )
     if not any("CrossAttn" in t for t in unet.get("down_block_types", [])):
         refuse("unet has no cross-attention down blocks, so there is nowhere to fuse the text query")
     latent = vae.get("latent_channels", 4)
@@ -121,7 +126,9 @@ def _load(cls, path: Path, part: str):
     try:
         return cls.from_pretrained(str(path), local_files_only=True, output_loading_info=True)
     except (OSError, ValueError, RuntimeError, KeyError) as err:
-        raise DiffDisError(f"{path.parent} does not fit DiffDis: {part} weights do not load ({str(err).splitlines()[0][:300]})") from err
+        raise DiffDisError(
+            f"{path.parent} does not fit DiffDis: {part} weights do not load ({str(err).splitlines()[0][:300]})"
+        ) from err
 
 
 def _text_config(model) -> dict[str, Any]:
@@ -134,7 +141,9 @@ def _new_modules(config: ModelConfig, unet: UNet2DConditionModel, report: Weight
     return model
 
 
-def init_from_sd(folder: str | Path, base: ModelConfig | None = None, train_text_encoder: bool = False) -> tuple[DiffDisPipeline, WeightReport]:
+def init_from_sd(
+    folder: str | Path, base: ModelConfig | None = None, train_text_encoder: bool = False
+) -> tuple[DiffDisPipeline, WeightReport]:
     """A DiffDis pipeline whose UNet, VAE, text encoder, tokenizer and schedule come from an SD v1 folder.
 
     `base` supplies only the new modules' settings (fusion, query transformer size, gamma, ...)."""
@@ -170,7 +179,13 @@ def init_from_sd(folder: str | Path, base: ModelConfig | None = None, train_text
         text_encoder_trainable=train_text_encoder,
     )
     model = _new_modules(config, unet, report)
-    pipe = DiffDisPipeline(model, text_encoder_for(config, text_model, tokenizer), tokenizer, LatentAutoencoder(vae), inference_defaults(config))
+    pipe = DiffDisPipeline(
+        model,
+        text_encoder_for(config, text_model, tokenizer),
+        tokenizer,
+        LatentAutoencoder(vae),
+        inference_defaults(config),
+    )
     return _ready(pipe), report
 
 
@@ -187,9 +202,12 @@ def _pooling(folder: Path, model_type: str) -> str:
 
 
 def with_text_encoder(
-    text_dir: str | Path, base: ModelConfig, train_text_encoder: bool = False, pipe: DiffDisPipeline | None = None,
+    text_dir: str | Path,
+    base: ModelConfig,
+    train_text_encoder: bool = False,
+    pipe: DiffDisPipeline | None = None,
     report: WeightReport | None = None,
-) -> tuple[DiffDisPipeline, WeightReport]:  # fmt: skip
+) -> tuple[DiffDisPipeline, WeightReport]:
     """Use a local transformers text model as T. On its own: a from-scratch model of `base`'s geometry with
     the UNet's cross_attention_dim set to the encoder's width. With `pipe` (e.g. from `init_from_sd`): swap
     its text encoder, which must then match the UNet's cross_attention_dim."""
@@ -198,7 +216,9 @@ def with_text_encoder(
         raise DiffDisError(f"--text-encoder {text_dir}: no such folder (give a local transformers text model)")
     text_model, info = load_text_model(text_dir)
     if not hasattr(text_model.config, "hidden_size") or not hasattr(text_model.config, "max_position_embeddings"):
-        raise DiffDisError(f"{text_dir} is a {text_model.config.model_type} model without hidden_size / positions; give a text encoder")
+        raise DiffDisError(
+            f"{text_dir} is a {text_model.config.model_type} model without hidden_size / positions; give a text encoder"
+        )
     tokenizer = load_tokenizer(text_dir)
     if tokenizer.pad_token_id is None:
         raise DiffDisError(f"the tokenizer in {text_dir} has no pad token; captions are padded to a fixed length")
@@ -208,12 +228,19 @@ def with_text_encoder(
     positions = int(text_model.config.max_position_embeddings)
     preset_tokens = int(base.text_encoder.get("max_position_embeddings", MAX_TOKENS))
     max_length = None if model_type == "clip_text_model" else min(positions, preset_tokens, MAX_TOKENS)
-    overrides = dict(text_encoder=_text_config(text_model), text_pooling=pooling, text_max_length=max_length,
-                     text_encoder_trainable=train_text_encoder)  # fmt: skip
+    overrides = dict(
+        text_encoder=_text_config(text_model),
+        text_pooling=pooling,
+        text_max_length=max_length,
+        text_encoder_trainable=train_text_encoder,
+    )
     if pipe is not None:
         cross = pipe.model.unet.config.cross_attention_dim
         if cross != width:
-            raise DiffDisError(f"--text-encoder {text_dir} does not fit the UNet: its hidden_size is {width}, the UNet's cross_attention_dim is {cross}")
+            raise DiffDisError(
+                f"--text-encoder {text_dir} does not fit the UNet: its hidden_size "
+                f"is {width}, the UNet's cross_attention_dim is {cross}"
+            )
         config = dataclasses.replace(pipe.config, **overrides)
         model = _new_modules(config, pipe.model.unet, report)  # e's width may differ: the new modules follow it
         autoencoder = pipe.autoencoder
@@ -225,7 +252,9 @@ def with_text_encoder(
         autoencoder = build_autoencoder(config.vae, config.patch_size)
         if config.vae is not None:
             report.add_new("vae", autoencoder.vae)
-    out = DiffDisPipeline(model, text_encoder_for(config, text_model, tokenizer), tokenizer, autoencoder, inference_defaults(config))
+    out = DiffDisPipeline(
+        model, text_encoder_for(config, text_model, tokenizer), tokenizer, autoencoder, inference_defaults(config)
+    )
     return _ready(out), report
 
 

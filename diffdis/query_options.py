@@ -17,7 +17,14 @@ def check_schedule(schedule: Any, name: str) -> None:
     """Refuse, in one line, a noise schedule that diffusers' DDPMScheduler would reject or misread."""
     if not isinstance(schedule, dict):
         raise UsageError(f"{name} must be a JSON object of DDPMScheduler settings, got {schedule!r}")
-    allowed = {"num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "steps_offset", "rescale_betas_zero_snr"}
+    allowed = {
+        "num_train_timesteps",
+        "beta_schedule",
+        "beta_start",
+        "beta_end",
+        "steps_offset",
+        "rescale_betas_zero_snr",
+    }
     unknown = sorted(set(schedule) - allowed)
     if unknown:
         raise UsageError(f"{name}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -28,7 +35,10 @@ def check_schedule(schedule: Any, name: str) -> None:
     if kind not in BETA_SCHEDULES:
         raise UsageError(f"{name}: beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {kind!r}")
     start, end = schedule.get("beta_start", 1e-4), schedule.get("beta_end", 0.02)
-    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (start, end)) or not 0 < start <= end < 1:
+    if (
+        not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (start, end))
+        or not 0 < start <= end < 1
+    ):
         raise UsageError(f"{name}: need 0 < beta_start <= beta_end < 1, got {start!r}, {end!r}")
 
 
@@ -52,7 +62,9 @@ def parse_query_schedule(text: str) -> dict[str, Any] | None:
     try:
         schedule = json.loads(text)
     except json.JSONDecodeError:
-        raise UsageError(f"--query-schedule must be one of {', '.join(QUERY_SCHEDULE_NAMES)} or a JSON object, got {text!r}") from None
+        raise UsageError(
+            f"--query-schedule must be one of {', '.join(QUERY_SCHEDULE_NAMES)} or a JSON object, got {text!r}"
+        ) from None
     check_schedule(schedule, "--query-schedule")
     return schedule
 

@@ -47,8 +47,10 @@ def read_recipe(path: Path) -> Recipe:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - set(fields) - set(MODEL_CHOICES))
     if unknown:
-        raise UsageError(f"--config {path}: unknown key(s) {', '.join(unknown)}; a recipe holds TrainConfig fields "
-                         f"(as in training_config.json) and {', '.join(MODEL_CHOICES)}")  # fmt: skip
+        raise UsageError(
+            f"--config {path}: unknown key(s) {', '.join(unknown)}; a recipe holds TrainConfig fields "
+            f"(as in training_config.json) and {', '.join(MODEL_CHOICES)}"
+        )
     train = {k: v for k, v in data.items() if k in fields}
     for name, value in train.items():
         _check_type(path, name, value, str(fields[name].type))

@@ -1,4 +1,5 @@
-"""`diffdis eval train-clip`: the CLIP baseline (transformers' CLIPModel) on the same data and steps as a DiffDis run."""
+"""`diffdis eval train-clip`: the CLIP baseline (transformers'
+CLIPModel) on the same data and steps as a DiffDis run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from diffdis_cli.paths import check_writable_folder
 @command
 def train_clip(
     data: str = typer.Option(..., "--data", help="The DiffDis run's training data (folder, file or built-in sets)."),
-    output_dir: Path = typer.Option(..., "--output-dir", help="Where the CLIPModel folder goes (evaluate it with --method clip)."),
+    output_dir: Path = typer.Option(
+        ..., "--output-dir", help="Where the CLIPModel folder goes (evaluate it with --method clip)."
+    ),
     max_steps: int = typer.Option(1000, "--max-steps"),
     batch_size: int = typer.Option(32, "--batch-size"),
     learning_rate: float = typer.Option(5e-4, "--learning-rate"),
@@ -36,9 +39,19 @@ def train_clip(
         raise DiffDisError(f"{output_dir} already holds a CLIP baseline; choose another --output-dir")
     check_writable_folder(output_dir, "--output-dir")
     resolve_device(device)
-    cfg = ClipBaselineConfig(device=device, data=data, output_dir=str(output_dir), max_steps=max_steps, batch_size=batch_size,
-                             learning_rate=learning_rate, warmup_steps=warmup_steps, lr_scheduler=lr_scheduler,
-                             vision_layers=vision_layers, seed=seed, bad_rows=bad_rows)  # fmt: skip
+    cfg = ClipBaselineConfig(
+        device=device,
+        data=data,
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
+        lr_scheduler=lr_scheduler,
+        vision_layers=vision_layers,
+        seed=seed,
+        bad_rows=bad_rows,
+    )
     log = (lambda msg: None) if json_out else (lambda msg: err_console.print(msg, highlight=False))
     with step_progress("training CLIP", not json_out, log, 50) as (on_step, last):
         out = run(cfg, on_step, log)

@@ -61,7 +61,9 @@ def command(fn: F) -> F:
             if debug_enabled():
                 raise
             where = f": {err.filename}" if err.filename else ""
-            err_console.print(f"[red]error:[/red] {escape(str(err.strerror or err) + where)}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]error:[/red] {escape(str(err.strerror or err) + where)}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", highlight=False)
@@ -70,10 +72,16 @@ def command(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-MODEL = typer.Option(None, "--model", help="A model folder (the --output-dir of `diffdis train`). Default: the shipped model.")
+MODEL = typer.Option(
+    None, "--model", help="A model folder (the --output-dir of `diffdis train`). Default: the shipped model."
+)
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N. auto: CUDA when a GPU is visible.")
-DTYPE = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 | fp16. auto: bf16 on GPUs that run it natively, else "
-                     "fp32. The VAE decodes in fp32 under fp16.")  # fmt: skip
+DTYPE = typer.Option(
+    "auto",
+    "--dtype",
+    help="auto | fp32 | bf16 | fp16. auto: bf16 on GPUs that run it natively, else "
+    "fp32. The VAE decodes in fp32 under fp16.",
+)
 
 
 def resolve_placement(device: str, dtype: str) -> tuple[Any, Any]:
@@ -112,9 +120,22 @@ def progress(description: str, enabled: bool = True) -> Iterator[Callable[[int, 
     if not enabled:
         yield lambda done, total: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err_console, transient=False) as bar:
         task = bar.add_task(description, total=None)
 
@@ -125,8 +146,9 @@ def progress(description: str, enabled: bool = True) -> Iterator[Callable[[int, 
 
 
 @contextmanager
-def step_progress(description: str, enabled: bool, log: Callable[[str], None], every: int
-                  ) -> Iterator[tuple[Callable[[int, int, dict[str, float]], None], dict[str, float]]]:  # fmt: skip
+def step_progress(
+    description: str, enabled: bool, log: Callable[[str], None], every: int
+) -> Iterator[tuple[Callable[[int, int, dict[str, float]], None], dict[str, float]]]:
     """A training loop's callback: a progress bar, a log line every `every` steps, and the last step's logs."""
     last: dict[str, float] = {}
     with progress(description, enabled=enabled) as update:

@@ -18,7 +18,9 @@ def make(
     name: str = typer.Argument(
         ..., help="Dataset: shapes (toy shapes), world (CIFAR-10 objects and shapes), digits (scikit-learn digits)."
     ),
-    output_dir: Path | None = typer.Option(None, "--output-dir", help="Folder to write (image files + metadata.jsonl); required."),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", help="Folder to write (image files + metadata.jsonl); required."
+    ),
     num_images: int | None = typer.Option(
         None, "--num-images", min=1, help="Images to write (default 1000); digits: at most this many of the split."
     ),
@@ -28,7 +30,9 @@ def make(
     ),
     size: int = typer.Option(32, "--size", min=8, help="Image side in pixels."),
     style: str | None = typer.Option(
-        None, "--style", help="world, digits: varied (default; digits test: plain) or plain (version 1, as the shipped v3 model saw)."
+        None,
+        "--style",
+        help="world, digits: varied (default; digits test: plain) or plain (version 1, as the shipped v3 model saw).",
     ),
     out: Path | None = typer.Option(None, "--out", hidden=True, help="The old name of --output-dir."),
 ) -> None:
@@ -49,28 +53,47 @@ def make(
 @app.command("cache")
 @command
 def cache(
-    data: str = typer.Option(..., "--data", help="Images to encode, as for diffdis train --data: a folder, parquet, tar shards, world:5000+digits, ..."),
-    output_dir: Path = typer.Option(..., "--output-dir", help="A new folder for the cache (pass it to diffdis train --data)."),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        help="Images to encode, as for diffdis train --data: a folder, parquet, tar shards, world:5000+digits, ...",
+    ),
+    output_dir: Path = typer.Option(
+        ..., "--output-dir", help="A new folder for the cache (pass it to diffdis train --data)."
+    ),
     model: Path | None = typer.Option(None, "--model", help="A model folder whose frozen encoders make the cache."),
-    init_from: str | None = typer.Option(None, "--init-from", help="A diffusers Stable Diffusion v1 folder, as for diffdis train --init-from."),
-    text_encoder: str | None = typer.Option(None, "--text-encoder", help="With --init-from: a local transformers text model, as for diffdis train."),
-    preset: str = typer.Option("tiny", "--preset", help="The --preset you will train with (with --text-encoder it caps the caption length)."),
+    init_from: str | None = typer.Option(
+        None, "--init-from", help="A diffusers Stable Diffusion v1 folder, as for diffdis train --init-from."
+    ),
+    text_encoder: str | None = typer.Option(
+        None, "--text-encoder", help="With --init-from: a local transformers text model, as for diffdis train."
+    ),
+    preset: str = typer.Option(
+        "tiny", "--preset", help="The --preset you will train with (with --text-encoder it caps the caption length)."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     shard_rows: int = typer.Option(10_000, "--shard-rows", min=1, help="Rows per shard file."),
-    num_workers: int = typer.Option(0, "--num-workers", min=0, help="DataLoader workers that read and decode the images."),
+    num_workers: int = typer.Option(
+        0, "--num-workers", min=0, help="DataLoader workers that read and decode the images."
+    ),
     image_column: str = typer.Option("image", "--image-column"),
     caption_column: str = typer.Option("text", "--caption-column"),
-    max_bad_fraction: float = typer.Option(0.01, "--max-bad-fraction", help="Stop when more than this fraction of rows is unusable."),
+    max_bad_fraction: float = typer.Option(
+        0.01, "--max-bad-fraction", help="Stop when more than this fraction of rows is unusable."
+    ),
     device: str = typer.Option("auto", "--device", help="Where the encoders run: auto | cpu | cuda | cuda:N."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
 ) -> None:
-    """Encode a dataset once with frozen encoders (VAE posterior mean and std, text c and e) so training runs neither."""
+    """Encode a dataset once with frozen encoders (VAE posterior
+    mean and std, text c and e) so training runs neither."""
     from diffdis.errors import UsageError
 
     if (model is None) == (init_from is None):
         raise UsageError("give the encoders: --model DIR or --init-from SD_DIR (one of them)")
     if text_encoder and not init_from:
-        raise UsageError("--text-encoder needs --init-from SD_DIR here: alone it makes a model without a pretrained VAE")
+        raise UsageError(
+            "--text-encoder needs --init-from SD_DIR here: alone it makes a model without a pretrained VAE"
+        )
     quiet_libraries()
     from diffdis.data.cache import check_output_folder, read_manifest, write_cache
     from diffdis.device import resolve_device
@@ -88,16 +111,33 @@ def cache(
         from diffdis.pretrained import build_pretrained
 
         pipe = build_pretrained(make_preset(preset), init_from, text_encoder or "", False, log)
-        encoders = " ".join(filter(None, (f"--init-from {init_from}", text_encoder and f"--text-encoder {text_encoder}")))
+        encoders = " ".join(
+            filter(None, (f"--init-from {init_from}", text_encoder and f"--text-encoder {text_encoder}"))
+        )
     out = write_cache(
-        pipe, data, output_dir, batch_size=batch_size, shard_rows=shard_rows, num_workers=num_workers,
-        image_column=image_column, caption_column=caption_column, max_bad_fraction=max_bad_fraction,
-        device=where, encoders=encoders, log=log,
-    )  # fmt: skip
+        pipe,
+        data,
+        output_dir,
+        batch_size=batch_size,
+        shard_rows=shard_rows,
+        num_workers=num_workers,
+        image_column=image_column,
+        caption_column=caption_column,
+        max_bad_fraction=max_bad_fraction,
+        device=where,
+        encoders=encoders,
+        log=log,
+    )
     manifest = read_manifest(out)
     size = sum(f.stat().st_size for f in out.iterdir())
-    summary = {"cache": str(out), "rows": manifest["rows"], "bad_rows": manifest["bad_rows"], "shards": len(manifest["shards"]),
-               "bytes": size, "bytes_per_row": round(size / manifest["rows"])}  # fmt: skip
+    summary = {
+        "cache": str(out),
+        "rows": manifest["rows"],
+        "bad_rows": manifest["bad_rows"],
+        "shards": len(manifest["shards"]),
+        "bytes": size,
+        "bytes_per_row": round(size / manifest["rows"]),
+    }
     if json_out:
         print_json(summary)
     else:

@@ -48,7 +48,9 @@ def classify(
     images: list[Path] = typer.Argument(..., help="Image files."),
     model: Path | None = MODEL,
     labels: str = typer.Option(..., "--labels", help=LABELS_HELP),
-    templates: str | None = typer.Option(None, "--templates", help="Built-in template set or a file (one '{}' per line)."),
+    templates: str | None = typer.Option(
+        None, "--templates", help="Built-in template set or a file (one '{}' per line)."
+    ),
     num_inference_steps: int | None = STEPS,
     guidance_scale: float | None = GUIDANCE,
     scheduler: str | None = SCHEDULER,
@@ -72,13 +74,24 @@ def classify(
     pictures = [load_image(p) for p in images]
     pipe = load_pipeline(model, *placement)
     with progress("classifying", enabled=not json_out) as update:
-        scores = pipe.classify(pictures, label_names, template_list, num_inference_steps=num_inference_steps,
-                               guidance_scale=guidance_scale, scheduler=scheduler, seed=seed, batch_size=batch_size,
-                               callback=update)  # fmt: skip
+        scores = pipe.classify(
+            pictures,
+            label_names,
+            template_list,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            scheduler=scheduler,
+            seed=seed,
+            batch_size=batch_size,
+            callback=update,
+        )
     k = min(top_k, len(label_names))
     values, indices = scores.topk(k, dim=-1)
     results = [
-        {"image": str(path), "predictions": [{"label": label_names[i], "score": round(float(v), 6)} for v, i in zip(vs, ix)]}
+        {
+            "image": str(path),
+            "predictions": [{"label": label_names[i], "score": round(float(v), 6)} for v, i in zip(vs, ix)],
+        }
         for path, vs, ix in zip(images, values.tolist(), indices.tolist())
     ]
     if json_out:
@@ -92,7 +105,9 @@ def classify(
 def retrieve(
     model: Path | None = MODEL,
     images: Path = typer.Option(..., "--images", help="Folder of images to search."),
-    texts: Path | None = typer.Option(None, "--texts", help="Text file, one caption per line: rank texts for each image."),
+    texts: Path | None = typer.Option(
+        None, "--texts", help="Text file, one caption per line: rank texts for each image."
+    ),
     query: str | None = typer.Option(None, "--query", help="A text: rank the images for it."),
     num_inference_steps: int | None = STEPS,
     guidance_scale: float | None = GUIDANCE,
@@ -123,8 +138,16 @@ def retrieve(
     pictures = [load_image(p) for p in paths]
     pipe = load_pipeline(model, *placement)
     with progress("embedding images", enabled=not json_out) as update:
-        scores = pipe.retrieve(pictures, candidates, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                               scheduler=scheduler, seed=seed, batch_size=batch_size, callback=update)  # fmt: skip
+        scores = pipe.retrieve(
+            pictures,
+            candidates,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            scheduler=scheduler,
+            seed=seed,
+            batch_size=batch_size,
+            callback=update,
+        )
     if texts is not None:
         values, indices = scores.topk(min(top_k, len(candidates)), dim=-1)
         results = [
@@ -135,8 +158,15 @@ def retrieve(
         header = ["image", "best text", "score"]
     else:
         values, indices = scores[:, 0].topk(min(top_k, len(paths)))
-        results = [{"query": query, "matches": [{"image": str(paths[i]), "score": round(float(v), 6)}
-                                                for v, i in zip(values.tolist(), indices.tolist())]}]  # fmt: skip
+        results = [
+            {
+                "query": query,
+                "matches": [
+                    {"image": str(paths[i]), "score": round(float(v), 6)}
+                    for v, i in zip(values.tolist(), indices.tolist())
+                ],
+            }
+        ]
         rows = [[m["image"], f"{m['score']:.3f}"] for m in results[0]["matches"]]
         header = ["image", "score"]
     if json_out:

@@ -30,38 +30,64 @@ from diffdis_cli.eval_common import (
 )
 from diffdis_cli.eval_generate import fid_stats, generate
 
-app = typer.Typer(help="Benchmarks: zero-shot classification, retrieval, generation; merge results into a table.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="Benchmarks: zero-shot classification, retrieval, generation; merge results into a table.",
+    no_args_is_help=True,
+)
 
 LABELS_HELP = f"A built-in label set ({', '.join(builtin_label_sets())}), FILE.txt (one label a line) or a,b,c."
+
 
 @command
 def classify(
     model: Path | None = MODEL,
     data: str = DATA,
     labels: str = typer.Option(..., "--labels", help=LABELS_HELP),
-    templates: str | None = typer.Option(None, "--templates", help="Built-in template set or a file. Default: the label set's."),
-    label_column: str | None = typer.Option(None, "--label-column", help="Metadata column with each image's label. Default: "
-                                            "the first of label_name, label, object, colour, ... that names the labels."),
-    drop_unknown: bool = typer.Option(False, "--drop-unknown", help="Skip rows whose label is not in the set (and "
-                                      "class folders that are not ImageNet-1k synsets)."),
+    templates: str | None = typer.Option(
+        None, "--templates", help="Built-in template set or a file. Default: the label set's."
+    ),
+    label_column: str | None = typer.Option(
+        None,
+        "--label-column",
+        help="Metadata column with each image's label. Default: "
+        "the first of label_name, label, object, colour, ... that names the labels.",
+    ),
+    drop_unknown: bool = typer.Option(
+        False,
+        "--drop-unknown",
+        help="Skip rows whose label is not in the set (and class folders that are not ImageNet-1k synsets).",
+    ),
     data_format: str = DATA_FORMAT,
     image_root: Path | None = IMAGE_ROOT,
-    method: str = typer.Option("diffdis", "--method", help="diffdis | diffusion-classifier (Li et al. 2023 baseline) | "
-                               "clip (a --model folder from diffdis eval train-clip)."),
+    method: str = typer.Option(
+        "diffdis",
+        "--method",
+        help="diffdis | diffusion-classifier (Li et al. 2023 baseline) | "
+        "clip (a --model folder from diffdis eval train-clip).",
+    ),
     schedulers: str | None = SCHEDULERS,
     steps: str | None = STEPS,
     guidance: str | None = GUIDANCE,
-    dc_timesteps: str = typer.Option("25", "--dc-timesteps", help="Diffusion classifier: timesteps per class (comma list)."),
-    dc_keep: int | None = typer.Option(None, "--dc-keep", min=1, help="Diffusion classifier: keep the best N classes after "
-                                       "a first round on a fifth of the timesteps (adaptive pruning)."),
+    dc_timesteps: str = typer.Option(
+        "25", "--dc-timesteps", help="Diffusion classifier: timesteps per class (comma list)."
+    ),
+    dc_keep: int | None = typer.Option(
+        None,
+        "--dc-keep",
+        min=1,
+        help="Diffusion classifier: keep the best N classes after "
+        "a first round on a fifth of the timesteps (adaptive pruning).",
+    ),
     seed: int = SEED,
     batch_size: int = BATCH,
     max_samples: int | None = MAX_SAMPLES,
     num_shards: int = NUM_SHARDS,
     shard_index: int = SHARD_INDEX,
-    output: str = typer.Option(DEFAULT_OUTPUT, "--output",
-                               help="Where each run's JSON goes; fields {task} {data} {scheduler} {steps} {method} {guidance} {shard}."),
+    output: str = typer.Option(
+        DEFAULT_OUTPUT,
+        "--output",
+        help="Where each run's JSON goes; fields {task} {data} {scheduler} {steps} {method} {guidance} {shard}.",
+    ),
     json_out: bool = JSON,
     device: str = DEVICE,
     dtype: str = DTYPE,
@@ -71,15 +97,50 @@ def classify(
 
     grid = check_options("classify", method, num_shards, shard_index, schedulers, steps, guidance)
     placement = resolve_placement(device, dtype)
-    run_data = load_classify_data(data, labels, templates, label_column, drop_unknown, data_format, image_root,
-                                  max_samples, num_shards, shard_index)  # fmt: skip
+    run_data = load_classify_data(
+        data,
+        labels,
+        templates,
+        label_column,
+        drop_unknown,
+        data_format,
+        image_root,
+        max_samples,
+        num_shards,
+        shard_index,
+    )
     pipe = _load(model, method, placement)
     timesteps = parse_list(dc_timesteps, int, "--dc-timesteps") if method == "diffusion-classifier" else None
-    records = classify_sweep(pipe, run_data, grid, model=model, method=method, dc_timesteps=timesteps, dc_keep=dc_keep,
-                             seed=seed, batch_size=batch_size, output=output, progress=bars(json_out),
-                             log=err_console.print)  # fmt: skip
-    report(records, ["method", "scheduler", "steps", "guidance", "n", "acc1", "acc5", "mean_per_class_recall",
-                      "seconds_per_image", "path"], json_out)  # fmt: skip
+    records = classify_sweep(
+        pipe,
+        run_data,
+        grid,
+        model=model,
+        method=method,
+        dc_timesteps=timesteps,
+        dc_keep=dc_keep,
+        seed=seed,
+        batch_size=batch_size,
+        output=output,
+        progress=bars(json_out),
+        log=err_console.print,
+    )
+    report(
+        records,
+        [
+            "method",
+            "scheduler",
+            "steps",
+            "guidance",
+            "n",
+            "acc1",
+            "acc5",
+            "mean_per_class_recall",
+            "seconds_per_image",
+            "path",
+        ],
+        json_out,
+    )
 
 
 def _load(model: Path | None, method: str, placement: tuple[Any, Any]) -> Any:
@@ -102,15 +163,18 @@ def retrieve(
     text_column: str = typer.Option("text", "--text-column", help="Metadata column with each image's caption(s)."),
     data_format: str = DATA_FORMAT,
     image_root: Path | None = IMAGE_ROOT,
-    method: str = typer.Option("diffdis", "--method", help="diffdis | clip (a --model folder from diffdis eval train-clip)."),
+    method: str = typer.Option(
+        "diffdis", "--method", help="diffdis | clip (a --model folder from diffdis eval train-clip)."
+    ),
     schedulers: str | None = SCHEDULERS,
     steps: str | None = STEPS,
     guidance: str | None = GUIDANCE,
     seed: int = SEED,
     batch_size: int = BATCH,
     max_samples: int | None = MAX_SAMPLES,
-    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the images into K shards (each still ranked "
-                                   "against every caption) ..."),
+    num_shards: int = typer.Option(
+        1, "--num-shards", min=1, help="Split the images into K shards (each still ranked against every caption) ..."
+    ),
     shard_index: int = SHARD_INDEX,
     output: str = typer.Option(DEFAULT_OUTPUT, "--output", help="Where each run's JSON goes."),
     json_out: bool = JSON,
@@ -124,10 +188,35 @@ def retrieve(
     placement = resolve_placement(device, dtype)
     run_data = load_retrieve_data(data, data_format, image_root, max_samples, num_shards, shard_index)
     pipe = _load(model, method, placement)
-    records = retrieve_sweep(pipe, run_data, grid, model=model, method=method, text_column=text_column, seed=seed,
-                             batch_size=batch_size, output=output, progress=bars(json_out))  # fmt: skip
-    report(records, ["scheduler", "steps", "guidance", "n", "num_texts", "image_to_text_R@1", "image_to_text_R@5",
-                      "text_to_image_R@1", "text_to_image_R@5", "seconds_per_image", "path"], json_out)  # fmt: skip
+    records = retrieve_sweep(
+        pipe,
+        run_data,
+        grid,
+        model=model,
+        method=method,
+        text_column=text_column,
+        seed=seed,
+        batch_size=batch_size,
+        output=output,
+        progress=bars(json_out),
+    )
+    report(
+        records,
+        [
+            "scheduler",
+            "steps",
+            "guidance",
+            "n",
+            "num_texts",
+            "image_to_text_R@1",
+            "image_to_text_R@5",
+            "text_to_image_R@1",
+            "text_to_image_R@5",
+            "seconds_per_image",
+            "path",
+        ],
+        json_out,
+    )
 
 
 RESULTS = typer.Argument(..., help="Result JSON files (runs and shards).")

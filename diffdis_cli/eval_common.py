@@ -10,17 +10,31 @@ import typer
 
 from diffdis_cli.common import print_json, progress
 
-DATA = typer.Option(..., "--data", help="Data on disk (a folder or file in any --data-format layout; PATH@SPLIT "
-                    "chooses a split: CIFAR test (default) or train, Karpathy test (default), val, train, restval), or "
-                    "built-in: world (held-out split), digits (test split), NAME/SPLIT, NAME:N.")  # fmt: skip
-DATA_FORMAT = typer.Option("auto", "--data-format", help="Layout of the data on disk (for generate: --prompts and "
-                           "--reference): auto (detected) | metadata (metadata.jsonl) | imagefolder (class folders) | "
-                           "imagenet-devkit | cifar-bin | cifar-python | parquet | karpathy | coco-captions.")  # fmt: skip
-IMAGE_ROOT = typer.Option(None, "--image-root", help="Folder of the images when the data is an annotation file "
-                          "(karpathy, coco-captions) or the ImageNet devkit. Default: found beside it.")  # fmt: skip
+DATA = typer.Option(
+    ...,
+    "--data",
+    help="Data on disk (a folder or file in any --data-format layout; PATH@SPLIT "
+    "chooses a split: CIFAR test (default) or train, Karpathy test (default), val, train, restval), or "
+    "built-in: world (held-out split), digits (test split), NAME/SPLIT, NAME:N.",
+)
+DATA_FORMAT = typer.Option(
+    "auto",
+    "--data-format",
+    help="Layout of the data on disk (for generate: --prompts and "
+    "--reference): auto (detected) | metadata (metadata.jsonl) | imagefolder (class folders) | "
+    "imagenet-devkit | cifar-bin | cifar-python | parquet | karpathy | coco-captions.",
+)
+IMAGE_ROOT = typer.Option(
+    None,
+    "--image-root",
+    help="Folder of the images when the data is an annotation file "
+    "(karpathy, coco-captions) or the ImageNet devkit. Default: found beside it.",
+)
 SCHEDULERS = typer.Option(None, "--scheduler", help="Comma list, e.g. ddim,dpm++,unipc. Default: the model's.")
 STEPS = typer.Option(None, "--num-inference-steps", help="Comma list, e.g. 1,2,5,10,25,50. Default: the model's.")
-GUIDANCE = typer.Option(None, "--guidance-scale", help="Comma list of CFG scales over the image (1 = off). Default: the model's.")
+GUIDANCE = typer.Option(
+    None, "--guidance-scale", help="Comma list of CFG scales over the image (1 = off). Default: the model's."
+)
 SEED = typer.Option(0, "--seed")
 BATCH = typer.Option(64, "--batch-size", min=1, help="Images per forward pass.")
 MAX_SAMPLES = typer.Option(None, "--max-samples", min=1, help="Evaluate only the first N samples.")

@@ -22,30 +22,62 @@ from diffdis_cli.eval_common import (
 )
 from diffdis_cli.paths import check_writable_folder
 
-FEATURES = typer.Option(None, "--features", help="FID features: judge (default), judge:DIR, or module:function mapping a "
-                        "list of PIL images to an (N, D) array.")  # fmt: skip
-INCEPTION_WEIGHTS = typer.Option(None, "--inception-weights", help="FID with the standard Inception-v3 pool3 features: "
-                                 "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (the same file as torch-fidelity's), "
-                                 "from disk.")  # fmt: skip
-INCEPTION_STYLE = typer.Option("torch-fidelity", "--inception-style", help="Whose resize and scaling feed the Inception: "
-                               "torch-fidelity (TF1 bilinear, as TF FID), clean-fid (PIL bicubic) or pytorch-fid.")  # fmt: skip
-CLIP_MODEL = typer.Option(None, "--clip-model", help="Also CLIPScore (100 * max(cos, 0), torchmetrics' scale) with this "
-                          "CLIPModel folder (save_pretrained, with its tokenizer and image processor).")  # fmt: skip
-IMAGES_DIR = typer.Option(None, "--output-dir", help="Where the images go, one PNG per prompt (000000.png, ...); images "
-                          "already there are kept, so a run resumes. Default: beside the record, RECORD_images/.")  # fmt: skip
+FEATURES = typer.Option(
+    None,
+    "--features",
+    help="FID features: judge (default), judge:DIR, or module:function mapping a "
+    "list of PIL images to an (N, D) array.",
+)
+INCEPTION_WEIGHTS = typer.Option(
+    None,
+    "--inception-weights",
+    help="FID with the standard Inception-v3 pool3 features: "
+    "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (the same file as torch-fidelity's), "
+    "from disk.",
+)
+INCEPTION_STYLE = typer.Option(
+    "torch-fidelity",
+    "--inception-style",
+    help="Whose resize and scaling feed the Inception: "
+    "torch-fidelity (TF1 bilinear, as TF FID), clean-fid (PIL bicubic) or pytorch-fid.",
+)
+CLIP_MODEL = typer.Option(
+    None,
+    "--clip-model",
+    help="Also CLIPScore (100 * max(cos, 0), torchmetrics' scale) with this "
+    "CLIPModel folder (save_pretrained, with its tokenizer and image processor).",
+)
+IMAGES_DIR = typer.Option(
+    None,
+    "--output-dir",
+    help="Where the images go, one PNG per prompt (000000.png, ...); images "
+    "already there are kept, so a run resumes. Default: beside the record, RECORD_images/.",
+)
 GRID = typer.Option(None, "--grid", help="Sample grid PNG. Default: the output path with .png.")
-STATS_OUTPUT = typer.Option(..., "--output", help="The .npz: mu and sigma (float64), as pytorch-fid and clean-fid save "
-                            "them, with n and the features that made them.")  # fmt: skip
+STATS_OUTPUT = typer.Option(
+    ...,
+    "--output",
+    help="The .npz: mu and sigma (float64), as pytorch-fid and clean-fid save "
+    "them, with n and the features that made them.",
+)
 
 
 @command
 def generate(
     model: Path | None = MODEL,
-    prompts: str = typer.Option(..., "--prompts", help="A .txt file (one prompt per line), or data whose captions are the "
-                                "prompts (e.g. world: the held-out split; the judge then checks object and colour)."),
-    reference: str | None = typer.Option(None, "--reference", help="FID reference: statistics from `eval fid-stats` (or "
-                                         "pytorch-fid / clean-fid) as REF.npz, or images (data as for --data). "
-                                         "Default: the --prompts data."),
+    prompts: str = typer.Option(
+        ...,
+        "--prompts",
+        help="A .txt file (one prompt per line), or data whose captions are the "
+        "prompts (e.g. world: the held-out split; the judge then checks object and colour).",
+    ),
+    reference: str | None = typer.Option(
+        None,
+        "--reference",
+        help="FID reference: statistics from `eval fid-stats` (or "
+        "pytorch-fid / clean-fid) as REF.npz, or images (data as for --data). "
+        "Default: the --prompts data.",
+    ),
     num_prompts: int | None = typer.Option(64, "--num-prompts", min=2, help="Use the first N prompts."),
     max_reference: int | None = typer.Option(None, "--max-reference", min=2, help="Use the first N reference images."),
     features: str | None = FEATURES,
@@ -56,10 +88,16 @@ def generate(
     steps: int | None = typer.Option(None, "--num-inference-steps", help="Default: the model's."),
     guidance: float | None = typer.Option(None, "--guidance-scale", help="Default: the model's."),
     seed: int = SEED,
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Prompts per sampling call. Block b of B prompts is "
-                                   "always sampled together with seed + b, so B is part of what the images are."),
-    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Split the prompts into K shards (blocks of "
-                                   "--batch-size, in turn) ..."),
+    batch_size: int = typer.Option(
+        16,
+        "--batch-size",
+        min=1,
+        help="Prompts per sampling call. Block b of B prompts is "
+        "always sampled together with seed + b, so B is part of what the images are.",
+    ),
+    num_shards: int = typer.Option(
+        1, "--num-shards", min=1, help="Split the prompts into K shards (blocks of --batch-size, in turn) ..."
+    ),
     shard_index: int = SHARD_INDEX,
     output: str = typer.Option(DEFAULT_OUTPUT, "--output", help="The JSON record."),
     output_dir: Path | None = IMAGES_DIR,
@@ -80,16 +118,46 @@ def generate(
     check_shard(num_shards, shard_index)
     SamplerGrid.parse(scheduler, None if steps is None else str(steps), None if guidance is None else str(guidance))
     where, precision = resolve_placement(device, dtype)
-    job = load_generate_job(prompts, reference, num_prompts, max_reference, batch_size, num_shards, shard_index,
-                            data_format, image_root)  # fmt: skip
+    job = load_generate_job(
+        prompts, reference, num_prompts, max_reference, batch_size, num_shards, shard_index, data_format, image_root
+    )
     feats = choose_features(features, inception_weights, inception_style, where)  # a wrong file fails before any work
     clip = ClipScorer.from_pretrained(clip_model, where) if clip_model is not None else None
     pipe = load_pipeline(model, where, precision)
-    record = generate_eval(pipe, job, feats, clip=clip, clip_model=clip_model, model=model, scheduler=scheduler,
-                           steps=steps, guidance=guidance, seed=seed, output=output, output_dir=output_dir, grid=grid,
-                           progress=bars(json_out))  # fmt: skip
-    report([record], ["scheduler", "steps", "guidance", "n", "fid", "clip_score", "diffdis_score", "judge_object_accuracy",
-                      "judge_colour_accuracy", "seconds_per_image", "path", "grid"], json_out)  # fmt: skip
+    record = generate_eval(
+        pipe,
+        job,
+        feats,
+        clip=clip,
+        clip_model=clip_model,
+        model=model,
+        scheduler=scheduler,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        output=output,
+        output_dir=output_dir,
+        grid=grid,
+        progress=bars(json_out),
+    )
+    report(
+        [record],
+        [
+            "scheduler",
+            "steps",
+            "guidance",
+            "n",
+            "fid",
+            "clip_score",
+            "diffdis_score",
+            "judge_object_accuracy",
+            "judge_colour_accuracy",
+            "seconds_per_image",
+            "path",
+            "grid",
+        ],
+        json_out,
+    )
 
 
 @command
@@ -106,7 +174,8 @@ def fid_stats(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     device: str = DEVICE,
 ) -> None:
-    """FID reference statistics of a set of images, for `eval generate --reference REF.npz` (or pytorch-fid / clean-fid)."""
+    """FID reference statistics of a set of images, for `eval
+    generate --reference REF.npz` (or pytorch-fid / clean-fid)."""
     from diffdis.errors import UsageError
     from diffdis.eval.data import load_eval_data
     from diffdis.eval.fid import choose_features
@@ -125,10 +194,18 @@ def fid_stats(
     with bars(json_out)("reference features") as update:
         stats = reference_statistics(dataset, feats, max_samples, batch_size=batch_size, callback=update)
     save_stats(output, stats, data=dataset.name)
-    summary = {"output": str(output), "data": dataset.name, "n": stats.n, "feature_dim": len(stats.mu), "features": feats.name,
-               "features_id": feats.identity}  # fmt: skip
+    summary = {
+        "output": str(output),
+        "data": dataset.name,
+        "n": stats.n,
+        "feature_dim": len(stats.mu),
+        "features": feats.name,
+        "features_id": feats.identity,
+    }
     if json_out:
         print_json(summary)
     else:
-        err_console.print(f"wrote {output}: {stats.n} images of {dataset.name}, {len(stats.mu)}-d {feats.name} features",
-                          highlight=False)  # fmt: skip
+        err_console.print(
+            f"wrote {output}: {stats.n} images of {dataset.name}, {len(stats.mu)}-d {feats.name} features",
+            highlight=False,
+        )

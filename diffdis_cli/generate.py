@@ -41,13 +41,21 @@ def generate(
     prompt: str = typer.Argument(..., help="What to draw."),
     model: Path | None = MODEL,
     num_inference_steps: int | None = typer.Option(None, "--num-inference-steps", help="Default: the model's."),
-    guidance_scale: float | None = typer.Option(None, "--guidance-scale", help="CFG scale s (1 = off). Default: the model's."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="ddim | ddpm | dpm++ | euler | unipc. Default: the model's."),
-    negative_prompt: str = typer.Option("", "--negative-prompt", help="What to steer away from (replaces the empty caption in CFG)."),
+    guidance_scale: float | None = typer.Option(
+        None, "--guidance-scale", help="CFG scale s (1 = off). Default: the model's."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="ddim | ddpm | dpm++ | euler | unipc. Default: the model's."
+    ),
+    negative_prompt: str = typer.Option(
+        "", "--negative-prompt", help="What to steer away from (replaces the empty caption in CFG)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     num_images: int = typer.Option(1, "--num-images", min=1),
     output: Path = typer.Option(
-        Path("out.png"), "--output", help="PNG path; with --num-images K: out-0.png ... out-(K-1).png and a grid, out-grid.png."
+        Path("out.png"),
+        "--output",
+        help="PNG path; with --num-images K: out-0.png ... out-(K-1).png and a grid, out-grid.png.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     json_out: bool = typer.Option(False, "--json", help="Print only the written paths as JSON."),
@@ -69,12 +77,21 @@ def generate(
         raise UsageError(f"{grid_path} exists; pass --overwrite or choose another --output")
     pipe = load_pipeline(model, *resolve_placement(device, dtype))
     with progress("sampling", enabled=not json_out) as update:
-        images = pipe.generate([prompt], num_images, num_inference_steps, guidance_scale, scheduler, seed, update, negative_prompt)
+        images = pipe.generate(
+            [prompt], num_images, num_inference_steps, guidance_scale, scheduler, seed, update, negative_prompt
+        )
     inf = pipe.inference
-    record = {**model_fields(pipe), "diffdis_version": __version__, "prompt": prompt, "negative_prompt": negative_prompt,
-              "seed": seed, "num_images": num_images, "scheduler": scheduler or inf.generate_scheduler,
-              "steps": num_inference_steps or inf.generate_steps,
-              "guidance": inf.generate_guidance if guidance_scale is None else guidance_scale}  # fmt: skip
+    record = {
+        **model_fields(pipe),
+        "diffdis_version": __version__,
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "num_images": num_images,
+        "scheduler": scheduler or inf.generate_scheduler,
+        "steps": num_inference_steps or inf.generate_steps,
+        "guidance": inf.generate_guidance if guidance_scale is None else guidance_scale,
+    }
     for index, (image, path) in enumerate(zip(images, paths)):
         save_png(image, path, {**record, "index": index})  # image `index` of the seed's batch
     if grid_path is not None:

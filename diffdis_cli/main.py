@@ -48,12 +48,18 @@ def main_options(
 @command
 def env(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output only."),
-    estimate_memory: bool = typer.Option(False, "--estimate-memory", help="Print the ZeRO memory estimate for training --preset instead."),
-    preset: str = typer.Option("sd15", "--preset", help="With --estimate-memory: tiny | sd15 | a model_config.json file."),
+    estimate_memory: bool = typer.Option(
+        False, "--estimate-memory", help="Print the ZeRO memory estimate for training --preset instead."
+    ),
+    preset: str = typer.Option(
+        "sd15", "--preset", help="With --estimate-memory: tiny | sd15 | a model_config.json file."
+    ),
     num_gpus: int = typer.Option(1, "--num-gpus", min=1, help="With --estimate-memory: GPUs per node."),
     num_nodes: int = typer.Option(1, "--num-nodes", min=1, help="With --estimate-memory: nodes."),
     frozen_text_encoder: bool = typer.Option(
-        False, "--frozen-text-encoder", help="With --estimate-memory: the text encoder is pretrained and frozen (--init-from)."
+        False,
+        "--frozen-text-encoder",
+        help="With --estimate-memory: the text encoder is pretrained and frozen (--init-from).",
     ),
 ) -> None:
     """Versions of diffdis and the libraries it runs on, and the compute it sees."""
@@ -74,7 +80,10 @@ def env(
         "diffdis": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        **{name: version_of(name) for name in ("torch", "diffusers", "transformers", "datasets", "deepspeed", "safetensors")},
+        **{
+            name: version_of(name)
+            for name in ("torch", "diffusers", "transformers", "datasets", "deepspeed", "safetensors")
+        },
         "cuda_available": torch.cuda.is_available(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "cpu_threads": torch.get_num_threads(),
@@ -95,16 +104,29 @@ def _estimate_memory(preset: str, num_gpus: int, num_nodes: int, frozen_text_enc
     counts = parameter_counts(make_preset(preset), False if frozen_text_encoder else None)
     rows = estimate(counts, num_gpus, num_nodes)
     if json_out:
-        print_json({"preset": preset, "num_gpus": num_gpus, "num_nodes": num_nodes, "trained_parameters": counts.trained,
-                    "frozen_parameters": counts.frozen, "largest_layer_parameters": counts.largest_layer, "estimates": rows})  # fmt: skip
+        print_json(
+            {
+                "preset": preset,
+                "num_gpus": num_gpus,
+                "num_nodes": num_nodes,
+                "trained_parameters": counts.trained,
+                "frozen_parameters": counts.frozen,
+                "largest_layer_parameters": counts.largest_layer,
+                "estimates": rows,
+            }
+        )
         return
-    typer.echo(f"preset {preset}: {counts.trained / 1e6:.1f}M trained parameters, {counts.frozen / 1e6:.1f}M frozen, "
-               f"{num_gpus} GPU(s) x {num_nodes} node(s)")  # fmt: skip
+    typer.echo(
+        f"preset {preset}: {counts.trained / 1e6:.1f}M trained parameters, {counts.frozen / 1e6:.1f}M frozen, "
+        f"{num_gpus} GPU(s) x {num_nodes} node(s)"
+    )
     typer.echo(f"{'--deepspeed':16s}{'GiB per GPU':>14s}{'CPU GiB per node':>18s}")
     for row in rows:
         typer.echo(f"{row['deepspeed']:16s}{row['gpu_gib_per_gpu']:14.2f}{row['cpu_gib_per_node']:18.2f}")
-    typer.echo("model states (DeepSpeed's estimators) + frozen parts in fp32; activations come on top and grow with "
-               "the per-GPU batch: measure them with examples/gpu_check.py")  # fmt: skip
+    typer.echo(
+        "model states (DeepSpeed's estimators) + frozen parts in fp32; activations come on top and grow with "
+        "the per-GPU batch: measure them with examples/gpu_check.py"
+    )
 
 
 def _default_model() -> dict[str, str | None]:
@@ -115,8 +137,11 @@ def _default_model() -> dict[str, str | None]:
 
     index = DEFAULT_MODEL_DIR / "model_index.json"
     card = json.loads(index.read_text()) if index.is_file() else {}
-    return {"default_model": card.get("name"), "default_model_version": card.get("model_version"),
-            "default_model_path": str(DEFAULT_MODEL_DIR) if card else None}  # fmt: skip
+    return {
+        "default_model": card.get("name"),
+        "default_model_version": card.get("model_version"),
+        "default_model_path": str(DEFAULT_MODEL_DIR) if card else None,
+    }
 
 
 def main() -> None:

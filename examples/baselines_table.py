@@ -18,7 +18,12 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-NAMES = {"both": "DiffDis (both tasks)", "disc": "discrimination only", "gen": "generation only", "clip": "CLIP (CLIPModel)"}
+NAMES = {
+    "both": "DiffDis (both tasks)",
+    "disc": "discrimination only",
+    "gen": "generation only",
+    "clip": "CLIP (CLIPModel)",
+}
 COLUMNS = [  # (header, record file, metric key)
     ("objects acc1", "classify_world_objects", "acc1"),
     ("objects mean recall", "classify_world_objects", "mean_per_class_recall"),
@@ -62,8 +67,17 @@ def step_flops(method: str, preset_name: str, batch: int = 32) -> float:
     null = torch.randint(3, len(tokenizer), (1, 16))
     images = torch.rand(batch, 3, config.image_size, config.image_size) * 2 - 1
     with FlopCounterMode(display=False) as counter:
-        loss, _ = unified_loss(pipe.model, pipe.text_encoder, pipe.autoencoder, training_scheduler(config.schedule), ids, null,
-                               images, UnifiedLossSettings(tasks=method), torch.Generator().manual_seed(0))  # fmt: skip
+        loss, _ = unified_loss(
+            pipe.model,
+            pipe.text_encoder,
+            pipe.autoencoder,
+            training_scheduler(config.schedule),
+            ids,
+            null,
+            images,
+            UnifiedLossSettings(tasks=method),
+            torch.Generator().manual_seed(0),
+        )
         loss.backward()
     return counter.get_total_flops()
 

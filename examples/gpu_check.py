@@ -86,9 +86,18 @@ def stderr(message: str) -> None:
 # ---- geometry -------------------------------------------------------------------------------------------------
 def tiny_vae() -> dict[str, Any]:
     """A 16x16 -> 8x8x4 AutoencoderKL of two small levels."""
-    return {"in_channels": 3, "out_channels": 3, "down_block_types": ["DownEncoderBlock2D"] * 2,
-            "up_block_types": ["UpDecoderBlock2D"] * 2, "block_out_channels": [8, 16], "layers_per_block": 1,
-            "latent_channels": 4, "norm_num_groups": 8, "sample_size": 16, "scaling_factor": 1.0}  # fmt: skip
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 2,
+        "up_block_types": ["UpDecoderBlock2D"] * 2,
+        "block_out_channels": [8, 16],
+        "layers_per_block": 1,
+        "latent_channels": 4,
+        "norm_num_groups": 8,
+        "sample_size": 16,
+        "scaling_factor": 1.0,
+    }
 
 
 def geometry(tiny: bool):
@@ -98,13 +107,34 @@ def geometry(tiny: bool):
     if not tiny:
         config = preset("sd15")
         return config, config.vae, 4096
-    unet = {"sample_size": 8, "in_channels": 4, "out_channels": 4, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
-            "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "block_out_channels": [16, 32], "layers_per_block": 1,
-            "attention_head_dim": 2, "cross_attention_dim": 32, "norm_num_groups": 8}  # fmt: skip
-    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "max_position_embeddings": 16, "projection_dim": 32}  # fmt: skip
-    config = preset("tiny-latent", unet=unet, text_encoder=text, query_transformer_layers=2, query_transformer_width=32,
-                    query_transformer_head_dim=16)  # fmt: skip
+    unet = {
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+        "block_out_channels": [16, 32],
+        "layers_per_block": 1,
+        "attention_head_dim": 2,
+        "cross_attention_dim": 32,
+        "norm_num_groups": 8,
+    }
+    text = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 16,
+        "projection_dim": 32,
+    }
+    config = preset(
+        "tiny-latent",
+        unet=unet,
+        text_encoder=text,
+        query_transformer_layers=2,
+        query_transformer_width=32,
+        query_transformer_head_dim=16,
+    )
     return config, tiny_vae(), 300
 
 
@@ -149,10 +179,23 @@ def make_trainer(
     from diffdis.train.loop import Trainer
 
     config, _, vocab = geometry(args.tiny)
-    cfg = TrainConfig(data=args.data, output_dir=str(out), preset=config.preset, max_steps=args.warmup + args.steps + 1,
-                      batch_size=args.batch_size, learning_rate=1e-4, lr_scheduler="constant", warmup_steps=0,
-                      mixed_precision="bf16", device=device.type, gradient_checkpointing=checkpointing, vae=args.vae,
-                      vocab_size=vocab, checkpointing_steps=10**9, log_every=10**9)  # fmt: skip
+    cfg = TrainConfig(
+        data=args.data,
+        output_dir=str(out),
+        preset=config.preset,
+        max_steps=args.warmup + args.steps + 1,
+        batch_size=args.batch_size,
+        learning_rate=1e-4,
+        lr_scheduler="constant",
+        warmup_steps=0,
+        mixed_precision="bf16",
+        device=device.type,
+        gradient_checkpointing=checkpointing,
+        vae=args.vae,
+        vocab_size=vocab,
+        checkpointing_steps=10**9,
+        log_every=10**9,
+    )
     return Trainer(cfg, config, log=stderr, deepspeed=deepspeed)
 
 
@@ -200,8 +243,11 @@ def time_training(trainer, args: argparse.Namespace, flops: bool) -> dict[str, A
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = sum(one_step() for _ in range(args.steps))
-    result.update(samples_per_s=args.batch_size * args.steps / seconds, s_per_step=seconds / args.steps,
-                  peak_memory_gib=peak_memory_gib(device))  # fmt: skip
+    result.update(
+        samples_per_s=args.batch_size * args.steps / seconds,
+        s_per_step=seconds / args.steps,
+        peak_memory_gib=peak_memory_gib(device),
+    )
     return result
 
 
@@ -229,8 +275,22 @@ def free_port() -> int:
 def zero2_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """This script relaunched as the ZeRO-2 worker, a world of one; its numbers, or why there are none."""
     out, log = work / "zero2.json", work / "zero2.log"
-    command = [sys.executable, str(Path(__file__).resolve()), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--data", args.data, "--vae", args.vae, "--zero2-worker", str(out)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--data",
+        args.data,
+        "--vae",
+        args.vae,
+        "--zero2-worker",
+        str(out),
+    ]
     command += ["--tiny"] * args.tiny + ["--allow-cpu"] * args.allow_cpu
     world = {
         "RANK": "0",
@@ -285,8 +345,15 @@ def inference_speed(pipe, args: argparse.Namespace) -> dict[str, Any]:
         seconds, images = time_call(
             device, lambda: pipe.generate(prompts, num_inference_steps=25, scheduler="dpm++", guidance_scale=7.5)
         )
-        result["generate"] = {"images_per_s": len(images) / seconds, "seconds": seconds, "batch": len(images), "steps": 25,
-                              "scheduler": "dpm++", "guidance_scale": 7.5, "size": images[0].size[0]}  # fmt: skip
+        result["generate"] = {
+            "images_per_s": len(images) / seconds,
+            "seconds": seconds,
+            "batch": len(images),
+            "steps": 25,
+            "scheduler": "dpm++",
+            "guidance_scale": 7.5,
+            "size": images[0].size[0],
+        }
     except Exception as err:  # noqa: BLE001  (a report, not a crash)
         result["generate"] = failure(err)
     try:
@@ -297,8 +364,14 @@ def inference_speed(pipe, args: argparse.Namespace) -> dict[str, Any]:
         batch = [images[i % len(images)] for i in range(args.classify_images)]
         pipe.classify(batch, CIFAR10, num_inference_steps=1, scheduler="ddim")
         seconds, _ = time_call(device, lambda: pipe.classify(batch, CIFAR10, num_inference_steps=5, scheduler="ddim"))
-        result["classify"] = {"images_per_s": len(batch) / seconds, "seconds": seconds, "images": len(batch), "steps": 5,
-                              "scheduler": "ddim", "labels": len(CIFAR10)}  # fmt: skip
+        result["classify"] = {
+            "images_per_s": len(batch) / seconds,
+            "seconds": seconds,
+            "images": len(batch),
+            "steps": 5,
+            "scheduler": "ddim",
+            "labels": len(CIFAR10),
+        }
     except Exception as err:  # noqa: BLE001
         result["classify"] = failure(err)
     return result
@@ -350,12 +423,17 @@ def measure(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     peak, source = peak_tflops(device, args.peak_tflops)
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "diffusers": diffusers.__version__, "geometry": "tiny" if args.tiny else "sd15 512x512",
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "geometry": "tiny" if args.tiny else "sd15 512x512",
         "weights": "random (UNet, text encoder and AutoencoderKL): a speed check, not a quality check",
-        "precision": "bf16", "batch_size": args.batch_size, "timed_steps": args.steps,
-        "peak_tflops": peak, "peak_tflops_source": source,
+        "precision": "bf16",
+        "batch_size": args.batch_size,
+        "timed_steps": args.steps,
+        "peak_tflops": peak,
+        "peak_tflops_source": source,
         "peak_memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "the process's peak RSS",
-    }  # fmt: skip
+    }
     with tempfile.TemporaryDirectory(prefix="diffdis-gpu-check-") as tmp:
         work = Path(tmp)
         try:

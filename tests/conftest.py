@@ -75,8 +75,17 @@ def shapes_dir(tmp_path_factory) -> Path:
 
 
 def micro_train_config(data: Path, out: Path, **overrides) -> TrainConfig:
-    base = dict(data=str(data), output_dir=str(out), max_steps=4, batch_size=8, warmup_steps=1,
-                checkpointing_steps=2, learning_rate=1e-3, vocab_size=300, seed=0)  # fmt: skip
+    base = dict(
+        data=str(data),
+        output_dir=str(out),
+        max_steps=4,
+        batch_size=8,
+        warmup_steps=1,
+        checkpointing_steps=2,
+        learning_rate=1e-3,
+        vocab_size=300,
+        seed=0,
+    )
     return TrainConfig(**{**base, **overrides})
 
 

@@ -22,7 +22,11 @@ def test_train_and_inference_configs_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [("{not json", "not valid JSON"), ('{"preset": "tiny", "bogus": 1}', "unknown keys"), ('{"format_version": 99}', "newer")],
+    [
+        ("{not json", "not valid JSON"),
+        ('{"preset": "tiny", "bogus": 1}', "unknown keys"),
+        ('{"format_version": 99}', "newer"),
+    ],
 )
 def test_bad_config_files_are_refused(tmp_path, content, message):
     (tmp_path / "c.json").write_text(content)
@@ -31,8 +35,16 @@ def test_bad_config_files_are_refused(tmp_path, content, message):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_steps": 0}, {"batch_size": -1}, {"learning_rate": 0.0}, {"tasks": "all"}, {"ema_decay": 1.5},
-               {"query_self_condition": 1.5}, {"query_self_condition": -0.1}]
+    "kwargs",
+    [
+        {"max_steps": 0},
+        {"batch_size": -1},
+        {"learning_rate": 0.0},
+        {"tasks": "all"},
+        {"ema_decay": 1.5},
+        {"query_self_condition": 1.5},
+        {"query_self_condition": -0.1},
+    ],
 )
 def test_train_config_validates(kwargs):
     with pytest.raises(DiffDisError):
@@ -67,7 +79,10 @@ def test_tiny_preset_size():
 
 
 def test_query_scale_and_schedule_round_trip(tmp_path):
-    for scale, schedule in ((16.0, None), ("sqrt-d", {"num_train_timesteps": 500, "beta_schedule": "squaredcos_cap_v2"})):
+    for scale, schedule in (
+        (16.0, None),
+        ("sqrt-d", {"num_train_timesteps": 500, "beta_schedule": "squaredcos_cap_v2"}),
+    ):
         cfg = preset("tiny", query_scale=scale, query_schedule=schedule)
         save_config(cfg, tmp_path / "c.json")
         back = load_config(ModelConfig, tmp_path / "c.json")

@@ -18,7 +18,10 @@ def test_packaged_copy_is_fp16_named_and_answers_like_the_original(trained_model
     assert inference["generate_guidance"] == default_model.GENERATE_GUIDANCE != 3.0  # not the source's default
     with safe_open(str(tmp_path / "shipped" / "discriminator" / "model.safetensors"), "pt") as f:
         assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())
-    original, shipped = DiffDisPipeline.from_pretrained(trained_model), DiffDisPipeline.from_pretrained(tmp_path / "shipped")
+    original, shipped = (
+        DiffDisPipeline.from_pretrained(trained_model),
+        DiffDisPipeline.from_pretrained(tmp_path / "shipped"),
+    )
     assert shipped.dtype == torch.float32 and shipped.card["name"] == "test-model"
     e0, e1 = original.encode_text(["a red circle"])[1], shipped.encode_text(["a red circle"])[1]
     assert torch.allclose(e0, e1, atol=1e-2)  # only fp16 rounding of the stored weights between them
@@ -34,8 +37,11 @@ def test_omitted_model_means_the_shipped_one_and_a_missing_one_says_what_to_do(t
 @pytest.mark.skipif(not (default_model.DEFAULT_MODEL_DIR / "model_index.json").is_file(), reason="no shipped model")
 def test_shipped_model_loads_and_answers(tmp_path):
     pipe = DiffDisPipeline.from_pretrained(default_model.resolve_model(None))
-    assert pipe.card == {"name": default_model.MODEL_NAME, "model_version": default_model.MODEL_VERSION,
-                         "diffdis_version": pipe.card["diffdis_version"]}  # fmt: skip
+    assert pipe.card == {
+        "name": default_model.MODEL_NAME,
+        "model_version": default_model.MODEL_VERSION,
+        "diffdis_version": pipe.card["diffdis_version"],
+    }
     make_world(tmp_path / "w", 12, seed=5, split="heldout", style="plain")  # what the v3 model was trained on
     rows = [json.loads(line) for line in (tmp_path / "w" / "metadata.jsonl").read_text().splitlines()]
     assert all((r["object"], r["colour"]) in heldout_combinations() for r in rows)

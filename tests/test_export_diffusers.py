@@ -28,9 +28,18 @@ def model_dir(tmp_path_factory):
 def test_exported_folder_loads_offline_and_generates_as_diffdis(model_dir, tmp_path):
     from diffusers import StableDiffusionPipeline
 
-    result = CliRunner().invoke(app, ["export", str(model_dir), "--format", "diffusers", "--output-dir", str(tmp_path / "sd")])
+    result = CliRunner().invoke(
+        app, ["export", str(model_dir), "--format", "diffusers", "--output-dir", str(tmp_path / "sd")]
+    )
     assert result.exit_code == 0, result.output
-    assert {p.name for p in (tmp_path / "sd").iterdir()} >= {"unet", "vae", "text_encoder", "tokenizer", "scheduler", "model_index.json"}
+    assert {p.name for p in (tmp_path / "sd").iterdir()} >= {
+        "unet",
+        "vae",
+        "text_encoder",
+        "tokenizer",
+        "scheduler",
+        "model_index.json",
+    }
     sd = StableDiffusionPipeline.from_pretrained(tmp_path / "sd", local_files_only=True)
     assert sd.safety_checker is None
     ours = DiffDisPipeline.from_pretrained(model_dir)
@@ -56,5 +65,7 @@ def test_cli_export_refuses_an_existing_folder_and_two_outputs(model_dir, tmp_pa
     assert taken.exit_code == 2 and "--overwrite" in taken.output
     both = CliRunner().invoke(app, ["export", str(model_dir), str(tmp_path / "a"), "--output-dir", str(tmp_path / "b")])
     assert both.exit_code == 2 and "two output folders" in both.output
-    old_and_new = CliRunner().invoke(app, ["export", str(model_dir), "--output", str(tmp_path / "a"), "--output-dir", str(tmp_path / "b")])
+    old_and_new = CliRunner().invoke(
+        app, ["export", str(model_dir), "--output", str(tmp_path / "a"), "--output-dir", str(tmp_path / "b")]
+    )
     assert old_and_new.exit_code == 2 and "two output folders" in old_and_new.output

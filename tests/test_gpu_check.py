@@ -1,4 +1,5 @@
-"""examples/gpu_check.py: one JSON line of positive numbers (its toy run), failed cases reported, one line without a GPU."""
+"""examples/gpu_check.py: one JSON line of positive numbers (its
+toy run), failed cases reported, one line without a GPU."""
 
 from __future__ import annotations
 
@@ -29,8 +30,22 @@ def test_without_a_gpu_it_says_so_in_one_line_and_exits_0():
 
 def test_the_toy_run_prints_one_json_line_of_positive_numbers():
     pytest.importorskip("deepspeed")
-    done = run("--allow-cpu", "--tiny", "--batch-size", "4", "--warmup", "1", "--steps", "1", "--generate-batch", "1",
-               "--classify-images", "2", "--peak-tflops", "1")  # fmt: skip
+    done = run(
+        "--allow-cpu",
+        "--tiny",
+        "--batch-size",
+        "4",
+        "--warmup",
+        "1",
+        "--steps",
+        "1",
+        "--generate-batch",
+        "1",
+        "--classify-images",
+        "2",
+        "--peak-tflops",
+        "1",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert len(lines) == 1, done.stdout[-2000:]

@@ -29,9 +29,13 @@ def test_formulas_are_deepspeeds(gpus, offload):
     stage_1_and_2 = pytest.importorskip("deepspeed.runtime.zero.stage_1_and_2")
     stage3 = pytest.importorskip("deepspeed.runtime.zero.stage3")
     p, largest = 1_000_000_007, 13_107_200
-    assert zero2_model_states(p, gpus, 2, offload) == stage_1_and_2.estimate_zero2_model_states_mem_needs(p, gpus, 2, offload)
+    assert zero2_model_states(p, gpus, 2, offload) == stage_1_and_2.estimate_zero2_model_states_mem_needs(
+        p, gpus, 2, offload
+    )
     ours = zero3_model_states(p, largest, gpus, 2, offload, offload)
-    assert ours == stage3.estimate_zero3_model_states_mem_needs(p, largest, gpus, 2, offload, offload, zero_init=False)[:2]
+    assert (
+        ours == stage3.estimate_zero3_model_states_mem_needs(p, largest, gpus, 2, offload, offload, zero_init=False)[:2]
+    )
 
 
 def test_more_gpus_need_less_memory_each_and_cli_prints_every_preset():
@@ -43,5 +47,11 @@ def test_more_gpus_need_less_memory_each_and_cli_prints_every_preset():
     result = CliRunner().invoke(app, ["env", "--estimate-memory", "--preset", "sd15", "--num-gpus", "8", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert [row["deepspeed"] for row in data["estimates"]] == ["zero1", "zero2", "zero2-offload", "zero3", "zero3-offload"]
+    assert [row["deepspeed"] for row in data["estimates"]] == [
+        "zero1",
+        "zero2",
+        "zero2-offload",
+        "zero3",
+        "zero3-offload",
+    ]
     assert data["trained_parameters"] == parameter_counts(preset("sd15")).trained

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Loaded by every Python process whose PYTHONPATH starts with its folder: any connection that is not to
 # this machine (loopback, unix sockets: DeepSpeed's own rendezvous) and any name lookup of another host
 # raises, and is written to BLOCKED_LOG so the test sees attempts a library swallowed.
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os, socket
 
 _LOCAL = {"127.0.0.1", "::1", "localhost", "0.0.0.0", "", None}
@@ -63,10 +63,10 @@ def getaddrinfo(host, *args, **kwargs):
 
 
 socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
-'''
+"""
 
 # Every command, in one process (one import of torch), through the real Typer app.
-DRIVER = '''
+DRIVER = """
 import json, sys
 from typer.testing import CliRunner
 from diffdis_cli.main import app
@@ -77,7 +77,7 @@ for name, args in json.loads(sys.argv[1]):
     results[name] = [result.exit_code, result.output[-1500:], repr(result.exception)]
     print(name, result.exit_code, result.output[-300:], file=sys.stderr, flush=True)
 print(json.dumps(results))
-'''
+"""
 
 
 def _offline_env(tmp_path: Path) -> dict[str, str]:
@@ -85,8 +85,13 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_PROXY") and not k.endswith("_proxy")}
-    env.update(PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), BLOCKED_LOG=str(tmp_path / "blocked.log"),
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")  # fmt: skip
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]),
+        BLOCKED_LOG=str(tmp_path / "blocked.log"),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+    )
     return env
 
 
@@ -102,30 +107,63 @@ def test_every_command_works_with_the_network_blocked(tmp_path):
     env = _offline_env(tmp_path)
     save_config(micro_config(), tmp_path / "micro.json")
     (tmp_path / "texts.txt").write_text("a red circle\na blue square\n")
-    train = ["--data", "data", "--preset", "micro.json", "--max-steps", "2", "--batch-size", "4", "--vocab-size", "300",
-             "--warmup-steps", "0", "--checkpointing-steps", "1", "--json"]  # fmt: skip
+    train = [
+        "--data",
+        "data",
+        "--preset",
+        "micro.json",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--vocab-size",
+        "300",
+        "--warmup-steps",
+        "0",
+        "--checkpointing-steps",
+        "1",
+        "--json",
+    ]
     commands = [
         ("env", ["env", "--json"]),
         ("data make", ["data", "make", "shapes", "--output-dir", "data", "--num-images", "8", "--size", "16"]),
         ("train", ["train", *train, "--output-dir", "run"]),
         ("resume", ["train", *train, "--output-dir", "run", "--max-steps", "3", "--resume-from-checkpoint", "latest"]),
         ("generate", ["generate", "a red circle", "--model", "run", "--num-inference-steps", "2", "--output", "g.png"]),
-        ("classify", ["classify", "data/000000.png", "--model", "run", "--labels", "cifar10", "--num-inference-steps", "1"]),
-        ("retrieve texts", ["retrieve", "--model", "run", "--images", "data", "--texts", "texts.txt", "--num-inference-steps", "1"]),
-        ("retrieve query", ["retrieve", "--model", "run", "--images", "data", "--query", "a cross", "--num-inference-steps", "1"]),
-    ]  # fmt: skip
+        (
+            "classify",
+            ["classify", "data/000000.png", "--model", "run", "--labels", "cifar10", "--num-inference-steps", "1"],
+        ),
+        (
+            "retrieve texts",
+            ["retrieve", "--model", "run", "--images", "data", "--texts", "texts.txt", "--num-inference-steps", "1"],
+        ),
+        (
+            "retrieve query",
+            ["retrieve", "--model", "run", "--images", "data", "--query", "a cross", "--num-inference-steps", "1"],
+        ),
+    ]
     try:
         import deepspeed  # noqa: F401
 
         commands += [
             ("train deepspeed", ["train", *train, "--output-dir", "ds", "--max-steps", "1", "--deepspeed", "zero2"]),
             ("export", ["export", "ds/checkpoints/checkpoint-1", "exported"]),
-            ("generate exported", ["generate", "x", "--model", "exported", "--num-inference-steps", "1", "--output", "e.png"]),
-        ]  # fmt: skip
+            (
+                "generate exported",
+                ["generate", "x", "--model", "exported", "--num-inference-steps", "1", "--output", "e.png"],
+            ),
+        ]
     except ImportError:
         pass
-    out = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(commands)], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(commands)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout.strip().splitlines()[-1])
     for name, (code, output, exception) in results.items():
@@ -170,8 +208,21 @@ def test_prompts_never_name_files(prompt, model, tmp_path, monkeypatch):
     out.mkdir()
     monkeypatch.chdir(out)
     before = {p for p in tmp_path.parent.rglob("*")}
-    result = runner.invoke(app, ["generate", "--model", str(model / "m"), "--num-inference-steps", "1", "--output", "o.png",
-                                 "--json", "--", prompt])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(model / "m"),
+            "--num-inference-steps",
+            "1",
+            "--output",
+            "o.png",
+            "--json",
+            "--",
+            prompt,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["images"] == ["o.png"]
     assert [p.name for p in out.iterdir()] == ["o.png"]
@@ -179,16 +230,47 @@ def test_prompts_never_name_files(prompt, model, tmp_path, monkeypatch):
 
 
 def _generate(model: Path, name: str, *extra: str) -> bytes:
-    result = runner.invoke(app, ["generate", "a red circle", "--model", str(model / "m"), "--num-inference-steps", "3",
-                                 "--seed", "7", "--output", name, *extra])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "a red circle",
+            "--model",
+            str(model / "m"),
+            "--num-inference-steps",
+            "3",
+            "--seed",
+            "7",
+            "--output",
+            name,
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return Path(name).read_bytes()
 
 
 def _scores(model: Path, *extra: str) -> list:
     images = sorted(str(p) for p in (model / "data").glob("*.png"))
-    result = runner.invoke(app, ["classify", *images, "--model", str(model / "m"), "--labels", "red circle,blue square,cat",
-                                 "--num-inference-steps", "3", "--seed", "7", "--top-k", "3", "--json", *extra])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "classify",
+            *images,
+            "--model",
+            str(model / "m"),
+            "--labels",
+            "red circle,blue square,cat",
+            "--num-inference-steps",
+            "3",
+            "--seed",
+            "7",
+            "--top-k",
+            "3",
+            "--json",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return [[p["score"] for p in r["predictions"]] for r in json.loads(result.stdout)["results"]]
 
@@ -197,8 +279,9 @@ def _scores(model: Path, *extra: str) -> list:
 def test_the_same_seed_gives_the_same_png_bytes(scheduler, model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert _generate(model, "a.png", "--scheduler", scheduler) == _generate(model, "b.png", "--scheduler", scheduler)
-    assert _generate(model, "c.png", "--scheduler", scheduler, "--seed", "8") != _generate(model, "a.png", "--scheduler",
-                                                                                          scheduler, "--overwrite")  # fmt: skip
+    assert _generate(model, "c.png", "--scheduler", scheduler, "--seed", "8") != _generate(
+        model, "a.png", "--scheduler", scheduler, "--overwrite"
+    )
 
 
 @pytest.mark.parametrize("scheduler", ["ddim", "ddpm"])

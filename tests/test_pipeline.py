@@ -88,7 +88,11 @@ def test_incomplete_or_mismatched_model_folders_are_refused(trained_model, tmp_p
         DiffDisPipeline.from_pretrained(broken)
     mismatched = tmp_path / "mismatched"
     shutil.copytree(trained_model, mismatched, ignore=shutil.ignore_patterns("checkpoints"))
-    cfg = (mismatched / "model_config.json").read_text().replace('"query_transformer_width": 32', '"query_transformer_width": 64')
+    cfg = (
+        (mismatched / "model_config.json")
+        .read_text()
+        .replace('"query_transformer_width": 32', '"query_transformer_width": 64')
+    )
     (mismatched / "model_config.json").write_text(cfg)
     with pytest.raises(DiffDisError, match="do not fit"):
         DiffDisPipeline.from_pretrained(mismatched)
@@ -114,7 +118,9 @@ def test_the_query_sampler_walks_the_query_schedule_with_gamma(tokenizer, images
     import diffdis.pipeline as pipeline_module
     from tests.conftest import micro_config
 
-    cfg = micro_config(query_scale="sqrt-d", query_schedule={"num_train_timesteps": 100, "beta_schedule": "squaredcos_cap_v2"})
+    cfg = micro_config(
+        query_scale="sqrt-d", query_schedule={"num_train_timesteps": 100, "beta_schedule": "squaredcos_cap_v2"}
+    )
     pipe = DiffDisPipeline.build(cfg, tokenizer)
     seen = {}
     real_sample = pipeline_module.sample

@@ -39,7 +39,9 @@ def test_unet_takes_sd_weights_exactly_and_new_modules_start_silent(sd_dir, sd_p
     ours = pipe.model.unet.state_dict()
     assert set(sd) == set(ours) and all(torch.equal(sd[k], ours[k]) for k in sd)
     assert report.new["unet"] == [] and report.unused["unet"] == [] and len(report.loaded["unet"]) == len(sd)
-    assert report.loaded["discriminator"] == [] and len(report.new["discriminator"]) == len(pipe.model.discriminator.state_dict())
+    assert report.loaded["discriminator"] == [] and len(report.new["discriminator"]) == len(
+        pipe.model.discriminator.state_dict()
+    )
     for block in pipe.model.discriminator.fusion.values():
         assert not block.fc_out.weight.any() and not block.fc_out.bias.any()
     cfg = pipe.config
@@ -72,7 +74,9 @@ def test_discrimination_mode_and_folder_round_trip_keep_the_clip_tokenizer(sd_pi
     assert type(again.tokenizer).__name__ == "CLIPTokenizer"
     assert torch.equal(again.token_ids(["a red car, zebra!"]), pipe.token_ids(["a red car, zebra!"]))
     assert again.text_encoder.max_length == 16  # the CLIP encoder's own context
-    assert torch.allclose(again.classify(images, ["a red car", "a blue cat", "a dog"], num_inference_steps=2), scores, atol=1e-5)
+    assert torch.allclose(
+        again.classify(images, ["a red car", "a blue cat", "a dog"], num_inference_steps=2), scores, atol=1e-5
+    )
 
 
 def _edit(folder: Path, part: str, **changes) -> None:
@@ -112,11 +116,34 @@ def test_cli_train_init_from_reports_and_trains(sd_dir, shapes_dir, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     save_config(micro_config(**SMALL_NEW), tmp_path / "preset.json")  # the new modules' sizes; SD gives the rest
     run = subprocess.run(
-        [sys.executable, "-m", "diffdis_cli", "train", "--init-from", str(sd_dir), "--data", str(shapes_dir),
-         "--output-dir", str(tmp_path / "run"), "--max-steps", "2", "--batch-size", "4", "--warmup-steps", "1",
-         "--checkpointing-steps", "2", "--preset", str(tmp_path / "preset.json"), "--json"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "diffdis_cli",
+            "train",
+            "--init-from",
+            str(sd_dir),
+            "--data",
+            str(shapes_dir),
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--warmup-steps",
+            "1",
+            "--checkpointing-steps",
+            "2",
+            "--preset",
+            str(tmp_path / "preset.json"),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads(run.stdout)
     assert summary["steps"] == 2 and summary["loss_generative"] > 0 and summary["loss_alignment"] > 0
@@ -126,10 +153,27 @@ def test_cli_train_init_from_reports_and_trains(sd_dir, shapes_dir, tmp_path):
     ours_text = pipe.text_encoder.model.state_dict()
     assert all(torch.equal(sd_text[k], ours_text[k]) for k in sd_text)  # frozen by default
     refused = subprocess.run(
-        [sys.executable, "-m", "diffdis_cli", "train", "--init-from", str(tmp_path), "--data", str(shapes_dir),
-         "--output-dir", str(tmp_path / "run2"), "--max-steps", "1", "--batch-size", "4"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "diffdis_cli",
+            "train",
+            "--init-from",
+            str(tmp_path),
+            "--data",
+            str(shapes_dir),
+            "--output-dir",
+            str(tmp_path / "run2"),
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "4",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert refused.returncode == 1 and "is not a diffusers Stable Diffusion folder" in refused.stderr
     assert refused.stderr.strip().count("\n") == 0
 
@@ -139,7 +183,9 @@ def test_cli_train_prints_the_weight_report(sd_dir, shapes_dir, tmp_path):
     from diffdis.train.loop import Trainer
 
     lines: list[str] = []
-    cfg = TrainConfig(data=str(shapes_dir), output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, init_from=str(sd_dir))
+    cfg = TrainConfig(
+        data=str(shapes_dir), output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, init_from=str(sd_dir)
+    )
     Trainer(cfg, micro_config(**SMALL_NEW), log=lines.append)
     report = "\n".join(lines)
     assert "initialised from" in report and "frozen" in report

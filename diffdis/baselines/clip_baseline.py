@@ -1,7 +1,7 @@
 """The CLIP baseline of `diffdis eval`: transformers' own CLIPModel trained on the same data and steps
-(`diffdis.train.clip`, with CLIPModel's built-in contrastive loss). `ClipBaseline` answers the calls the eval harness makes
-of a DiffDis pipeline (`image_queries`, `encode_text`, `zero_shot_classifier`), so DiffDis and CLIP are scored
-by the same code on the same labels and templates. open_clip is not used: it needs torchvision.
+(`diffdis.train.clip`, with CLIPModel's built-in contrastive loss). `ClipBaseline` answers the calls the eval
+harness makes of a DiffDis pipeline (`image_queries`, `encode_text`, `zero_shot_classifier`), so DiffDis and
+CLIP are scored by the same code on the same labels and templates. open_clip is not used: it needs torchvision.
 """
 
 from __future__ import annotations
@@ -48,15 +48,20 @@ class ClipBaseline:
         return next(self.model.parameters()).dtype
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
-                        dtype: str | torch.dtype = torch.float32) -> ClipBaseline:  # fmt: skip
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.float32
+    ) -> ClipBaseline:
         """A baseline folder on `device` in `dtype` (objects, or `--device`/`--dtype` strings)."""
         device, dtype = placement(device, dtype)
         folder = Path(path)
         if not is_clip_baseline(folder):
-            raise UsageError(f"{folder} is not a CLIP baseline folder (no {MARKER}); train one with diffdis eval train-clip")
+            raise UsageError(
+                f"{folder} is not a CLIP baseline folder (no {MARKER}); train one with diffdis eval train-clip"
+            )
         fields = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-        cfg = ClipBaselineConfig(**{k: v for k, v in fields.items() if k in {f.name for f in dataclasses.fields(ClipBaselineConfig)}})
+        cfg = ClipBaselineConfig(
+            **{k: v for k, v in fields.items() if k in {f.name for f in dataclasses.fields(ClipBaselineConfig)}}
+        )
         model = CLIPModel.from_pretrained(folder, local_files_only=True).to(device=device, dtype=dtype)
         return cls(model, load_tokenizer(folder / "tokenizer"), cfg, folder.resolve().name)
 
@@ -73,7 +78,9 @@ class ClipBaseline:
         return zero_shot_weights(self.encode_text, labels, templates)
 
     @torch.no_grad()
-    def image_queries(self, images: Sequence[Image.Image], batch_size: int = 64, callback=None, **_sampling: Any) -> torch.Tensor:
+    def image_queries(
+        self, images: Sequence[Image.Image], batch_size: int = 64, callback=None, **_sampling: Any
+    ) -> torch.Tensor:
         """(N, d) unit-norm fp32 image embeddings on the model device; the sampler arguments DiffDis takes are
         accepted and unused."""
         out, done = [], 0

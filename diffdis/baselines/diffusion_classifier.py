@@ -51,8 +51,16 @@ class PassCounter:
 
 
 @torch.no_grad()
-def _error_matrix(predict: NoisePredictor, x_ts: torch.Tensor, timesteps: torch.Tensor, noise: torch.Tensor,
-                  conditions: torch.Tensor, positions: list[int], classes: list[int], batch_size: int) -> torch.Tensor:  # fmt: skip
+def _error_matrix(
+    predict: NoisePredictor,
+    x_ts: torch.Tensor,
+    timesteps: torch.Tensor,
+    noise: torch.Tensor,
+    conditions: torch.Tensor,
+    positions: list[int],
+    classes: list[int],
+    batch_size: int,
+) -> torch.Tensor:
     """(len(positions), len(classes)) mean squared eps error of the noised image x_ts[p] (T, C, h, w) under each
     class condition; (timestep, class) pairs are batched together, `batch_size` UNet rows at a time."""
     if not positions or not classes:
@@ -85,7 +93,9 @@ def class_scores(
     noise = torch.randn((num_timesteps, *latents.shape[1:]), generator=generator).to(latents.device)
     num_classes = conditions.shape[0]
     prune = keep is not None and keep < num_classes
-    round1, round2 = first_round(num_timesteps, first or max(1, num_timesteps // 5)) if prune else (list(range(num_timesteps)), [])
+    round1, round2 = (
+        first_round(num_timesteps, first or max(1, num_timesteps // 5)) if prune else (list(range(num_timesteps)), [])
+    )
     scores = torch.empty(latents.shape[0], num_classes)
     everyone = list(range(num_classes))
     for n, z in enumerate(latents):
@@ -126,9 +136,20 @@ def diffusion_classify(
     conditions, _ = pipe.encode_text([templates[0].replace("{}", label) for label in labels])
     counter = PassCounter(pipe.model.predict_noise)
     images = list(images)
-    scores = torch.cat([
-        class_scores(counter, pipe.encode_images(images[i : i + batch_size]), conditions, pipe.config.schedule,
-                     num_timesteps, keep, None, seed, batch_size)
-        for i in range(0, len(images), batch_size)
-    ])  # fmt: skip
+    scores = torch.cat(
+        [
+            class_scores(
+                counter,
+                pipe.encode_images(images[i : i + batch_size]),
+                conditions,
+                pipe.config.schedule,
+                num_timesteps,
+                keep,
+                None,
+                seed,
+                batch_size,
+            )
+            for i in range(0, len(images), batch_size)
+        ]
+    )
     return scores, counter.passes / max(1, len(images))

@@ -23,7 +23,12 @@ DEFAULT_NUM_IMAGES = 1000
 
 
 def make_dataset(
-    name: str, output_dir: Path, num_images: int | None = None, seed: int = 0, split: str = "train", size: int = 32,
+    name: str,
+    output_dir: Path,
+    num_images: int | None = None,
+    seed: int = 0,
+    split: str = "train",
+    size: int = 32,
     style: str | None = None,
 ) -> int:
     """Write dataset `name` to `output_dir` as an image folder with metadata.jsonl; returns the number of images.

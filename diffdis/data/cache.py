@@ -92,12 +92,15 @@ def check_output_folder(output_dir: str | Path) -> None:
         raise UsageError(f"{output_dir} already holds {what}; choose a new --output-dir")
 
 
-def _check_request(pipe, output_dir: Path, batch_size: int, shard_rows: int, condition_dtype: str, latent_dtype: str) -> None:
+def _check_request(
+    pipe, output_dir: Path, batch_size: int, shard_rows: int, condition_dtype: str, latent_dtype: str
+) -> None:
     if not isinstance(pipe.autoencoder, LatentAutoencoder):
         raise UsageError(PIXEL_MODEL)
     if pipe.config.text_encoder_trainable:
-        raise UsageError("the cache needs a frozen text encoder; start from --init-from/--text-encoder "
-                         "without --train-text-encoder")  # fmt: skip
+        raise UsageError(
+            "the cache needs a frozen text encoder; start from --init-from/--text-encoder without --train-text-encoder"
+        )
     check_output_folder(output_dir)
     if batch_size < 1 or shard_rows < 1:
         raise UsageError(f"--batch-size and --shard-rows must be at least 1, got {batch_size} and {shard_rows}")
@@ -180,9 +183,15 @@ def write_cache(
     try:
         writer = ShardWriter(tmp, shard_rows)
         batches = loader.one_pass_batches(
-            data, image_size=int(pipe.config.image_size), batch_size=batch_size, num_workers=num_workers,
-            image_column=image_column, caption_column=caption_column, max_bad_fraction=max_bad_fraction, log=log,
-        )  # fmt: skip
+            data,
+            image_size=int(pipe.config.image_size),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            image_column=image_column,
+            caption_column=caption_column,
+            max_bad_fraction=max_bad_fraction,
+            log=log,
+        )
         dtypes = {"condition": DTYPES[condition_dtype], "latent": DTYPES[latent_dtype]}
         bad, seen = _write_rows(pipe, batches, writer, device, dtypes, log)
         if writer.rows == 0:
@@ -193,16 +202,29 @@ def write_cache(
         (tmp / NULL_FILE).write_bytes(save({"condition": null[0].float().cpu(), "query": null[1].float().cpu()}))
         shapes = {name: list(shape) for name, (_, shape) in writer.row_shapes.items()}
         manifest = {
-            "format": FORMAT, "format_version": CACHE_VERSION, "diffdis_version": __version__,
-            "fingerprint": fingerprint, "encoders": encoders,
-            "source": data, "image_column": image_column, "caption_column": caption_column,
-            "rows": writer.rows, "bad_rows": bad, "seen_rows": seen, "shard_rows": shard_rows, "shards": writer.shards,
-            "latent": {"shape": shapes["latent_mean"], "dtype": latent_dtype, "scaled": False,
-                       "scaling_factor": pipe.autoencoder.scaling_factor},
+            "format": FORMAT,
+            "format_version": CACHE_VERSION,
+            "diffdis_version": __version__,
+            "fingerprint": fingerprint,
+            "encoders": encoders,
+            "source": data,
+            "image_column": image_column,
+            "caption_column": caption_column,
+            "rows": writer.rows,
+            "bad_rows": bad,
+            "seen_rows": seen,
+            "shard_rows": shard_rows,
+            "shards": writer.shards,
+            "latent": {
+                "shape": shapes["latent_mean"],
+                "dtype": latent_dtype,
+                "scaled": False,
+                "scaling_factor": pipe.autoencoder.scaling_factor,
+            },
             "condition": {"shape": shapes["condition"], "dtype": condition_dtype},
             "query": {"shape": shapes["query"], "dtype": "fp32"},
             "null": NULL_FILE,
-        }  # fmt: skip
+        }
         write_json_atomic(tmp / MANIFEST, manifest, indent=2)
         # The folder is renamed by hand, not with atomic_path: its OUTPUT.tmp-PID name is how a later run
         # finds what an interrupted one left (above). It replaces an empty output_dir (checked above).
@@ -232,9 +254,13 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise DiffDisError(f"{path}/{MANIFEST} is not a diffdis encoder cache manifest; {REBUILD}")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > CACHE_VERSION:
-        raise DiffDisError(f"{path} was written by a newer diffdis (cache format {version}, this one reads "
-                           f"{CACHE_VERSION}); upgrade diffdis")  # fmt: skip
-    missing = [k for k in ("fingerprint", "rows", "shards", "latent", "condition", "query", "null") if k not in manifest]
+        raise DiffDisError(
+            f"{path} was written by a newer diffdis (cache format {version}, this one reads "
+            f"{CACHE_VERSION}); upgrade diffdis"
+        )
+    missing = [
+        k for k in ("fingerprint", "rows", "shards", "latent", "condition", "query", "null") if k not in manifest
+    ]
     if missing:
         raise DiffDisError(f"{path}/{MANIFEST} is corrupt (no {missing[0]}); {REBUILD}")
     return manifest
@@ -265,8 +291,12 @@ class CachedRows:
         try:
             latent = (tuple(m["latent"]["shape"]), DTYPES[m["latent"]["dtype"]])
             condition = (tuple(m["condition"]["shape"]), DTYPES[m["condition"]["dtype"]])
-            self.fields = {"latent_mean": latent, "latent_std": latent, "query": (tuple(m["query"]["shape"]), torch.float32),
-                           "condition": condition}  # fmt: skip
+            self.fields = {
+                "latent_mean": latent,
+                "latent_std": latent,
+                "query": (tuple(m["query"]["shape"]), torch.float32),
+                "condition": condition,
+            }
             self.files = [self.path / shard["file"] for shard in m["shards"]]
             self.starts = [0]
             for shard in m["shards"]:

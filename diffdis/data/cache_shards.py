@@ -137,7 +137,10 @@ class ShardReader:
     def texts(self, first: int, end: int) -> list[str]:
         offsets = self.offsets
         raw = self.read("text_bytes", offsets[first], offsets[end]).numpy().tobytes()
-        return [raw[offsets[i] - offsets[first] : offsets[i + 1] - offsets[first]].decode("utf-8") for i in range(first, end)]
+        return [
+            raw[offsets[i] - offsets[first] : offsets[i + 1] - offsets[first]].decode("utf-8")
+            for i in range(first, end)
+        ]
 
     def close(self) -> None:
         os.close(self.fd)

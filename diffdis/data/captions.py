@@ -35,9 +35,11 @@ def load_captioned(data: str | DataSpec, image_column: str = "image", caption_co
     datasets.disable_progress_bars()
     if source.is_dir():
         if not (source / "metadata.jsonl").is_file():
-            raise DiffDisError(f"{source} has no metadata.jsonl (rows of {{\"file_name\": ..., \"text\": ...}})")
+            raise DiffDisError(f'{source} has no metadata.jsonl (rows of {{"file_name": ..., "text": ...}})')
         if not (source / "metadata.jsonl").read_text(encoding="utf-8", errors="replace").strip():
-            raise DiffDisError(f"{source}/metadata.jsonl holds no rows; add one {{\"file_name\": ..., \"text\": ...}} per line")
+            raise DiffDisError(
+                f'{source}/metadata.jsonl holds no rows; add one {{"file_name": ..., "text": ...}} per line'
+            )
         try:
             ds = datasets.load_dataset("imagefolder", data_dir=str(source), split="train")
         except Exception as err:  # datasets raises many types for a malformed folder
@@ -100,11 +102,16 @@ def check_rows(ds: Dataset, bad_rows: str = "error", log: Callable[[str], None] 
         if problem is not None:
             bad.append((i, problem))
             if bad_rows == "error":
-                raise DiffDisError(f"training row {i} {problem}; fix it, or pass --bad-rows skip to train without such rows")
+                raise DiffDisError(
+                    f"training row {i} {problem}; fix it, or pass --bad-rows skip to train without such rows"
+                )
     if not bad:
         return ds
     if len(bad) == len(ds):
         raise DiffDisError(f"none of the {len(ds)} training rows is usable (row {bad[0][0]} {bad[0][1]})")
-    log(f"skipping {len(bad)} of {len(ds)} training rows without a caption or a readable image (row {bad[0][0]} {bad[0][1]})")
+    log(
+        f"skipping {len(bad)} of {len(ds)} training rows without a "
+        f"caption or a readable image (row {bad[0][0]} {bad[0][1]})"
+    )
     skipped = {i for i, _ in bad}
     return ds.select([i for i in range(len(ds)) if i not in skipped])

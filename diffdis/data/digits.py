@@ -18,10 +18,15 @@ from diffdis.errors import DiffDisError
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TEST_FRACTION = 0.2
 CAPTIONS = (
-    "a handwritten digit {name}", "the number {digit}, handwritten", "a photo of the digit {name}",
-    "a handwritten {digit}", "the digit {name}, written by hand", "a white handwritten number {name} on black",
-    "{name}", "a scan of a handwritten {name}",
-)  # fmt: skip
+    "a handwritten digit {name}",
+    "the number {digit}, handwritten",
+    "a photo of the digit {name}",
+    "a handwritten {digit}",
+    "the digit {name}, written by hand",
+    "a white handwritten number {name} on black",
+    "{name}",
+    "a scan of a handwritten {name}",
+)
 
 
 def _load() -> tuple[np.ndarray, np.ndarray]:
@@ -54,8 +59,14 @@ def digit_image(pixels: np.ndarray, size: int = 32, rng: np.random.Generator | N
     return gray.resize((size, size), Image.Resampling.BICUBIC).convert("RGB")
 
 
-def make_digits(out_dir: Path, split: str = "train", seed: int = 0, size: int = 32, limit: int | None = None,
-                style: str | None = None) -> Path:  # fmt: skip
+def make_digits(
+    out_dir: Path,
+    split: str = "train",
+    seed: int = 0,
+    size: int = 32,
+    limit: int | None = None,
+    style: str | None = None,
+) -> Path:
     """Write the split's images (named by their index in scikit-learn's array) and metadata.jsonl (file_name,
     text, label, label_name, split, index); `limit` keeps only the first that many of the split.
 
@@ -80,7 +91,15 @@ def make_digits(out_dir: Path, split: str = "train", seed: int = 0, size: int = 
         name = f"{index:04d}.png"
         digit_image(images[index], size, draw).save(out / name)
         text = CAPTIONS[rng.integers(len(CAPTIONS))].format(name=DIGIT_NAMES[label], digit=label)
-        rows.append({"file_name": name, "text": text, "label": label, "label_name": DIGIT_NAMES[label], "split": split,
-                     "index": index})  # fmt: skip
+        rows.append(
+            {
+                "file_name": name,
+                "text": text,
+                "label": label,
+                "label_name": DIGIT_NAMES[label],
+                "split": split,
+                "index": index,
+            }
+        )
     write_metadata(out, rows)
     return out

@@ -30,8 +30,9 @@ def list_images(directory: str | Path) -> list[Path]:
     root = Path(directory)
     if not root.is_dir():
         raise DiffDisError(f"image folder {root} does not exist")
-    paths = sorted(p for p in root.rglob("*")
-                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())  # fmt: skip
+    paths = sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
     if not paths:
         raise DiffDisError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
     return paths

@@ -29,8 +29,13 @@ from diffdis.data.transforms import image_to_tensor
 from diffdis.errors import DiffDisError
 
 __all__ = [
-    "TrainingData", "batch_indices", "cached_training_data", "is_streaming_source", "one_pass_batches", "training_data",
-]  # fmt: skip
+    "TrainingData",
+    "batch_indices",
+    "cached_training_data",
+    "is_streaming_source",
+    "one_pass_batches",
+    "training_data",
+]
 
 
 @lru_cache(maxsize=2)
@@ -78,15 +83,29 @@ class StepBatches(torch.utils.data.Dataset):
         return {**self.rows.batch(indices), "bad": 0, "seen": len(indices)}
 
 
-def _by_step(rows, what: str, *, batch_size: int, rank: int, world_size: int, seed: int, num_workers: int, pin_memory: bool,
-             start_step: int, state: dict | None, captions: Callable[[int], list[str]]) -> TrainingData:  # fmt: skip
+def _by_step(
+    rows,
+    what: str,
+    *,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    seed: int,
+    num_workers: int,
+    pin_memory: bool,
+    start_step: int,
+    state: dict | None,
+    captions: Callable[[int], list[str]],
+) -> TrainingData:
     """Map-style batches in the step order `batch_indices` fixes: resuming needs only the step."""
     if batch_size > len(rows):
         raise DiffDisError(f"batch size {batch_size} exceeds the {len(rows)} rows of {what}")
     batches = StepBatches(rows, batch_size, rank, world_size, seed)
 
     def make_loader(saved: dict):
-        return torch.utils.data.DataLoader(batches, sampler=_Steps(saved["step"]), **_loader_options(num_workers, pin_memory))
+        return torch.utils.data.DataLoader(
+            batches, sampler=_Steps(saved["step"]), **_loader_options(num_workers, pin_memory)
+        )
 
     step = state["step"] if state is not None and "step" in state else start_step
     return TrainingData(False, len(rows), make_loader, {"step": step}, {}, _BadRowCount(1.0, 0), captions)
@@ -157,8 +176,16 @@ class TrainingData:
     (so does iterating again).
     """
 
-    def __init__(self, streaming: bool, num_rows: int | None, make_loader: Callable, state: dict, config: dict,
-                 count: _BadRowCount, captions: Callable[[int], list[str]]):  # fmt: skip
+    def __init__(
+        self,
+        streaming: bool,
+        num_rows: int | None,
+        make_loader: Callable,
+        state: dict,
+        config: dict,
+        count: _BadRowCount,
+        captions: Callable[[int], list[str]],
+    ):
         self.streaming, self.num_rows = streaming, num_rows
         self._make_loader, self._state, self._config = make_loader, state, config
         self._count, self._captions, self._loader = count, captions, None
@@ -184,7 +211,9 @@ class TrainingData:
         return self._captions(n)
 
 
-def _stream_captions(kind: str, shards: list[str], image_column: str, caption_column: str) -> Callable[[int], list[str]]:
+def _stream_captions(
+    kind: str, shards: list[str], image_column: str, caption_column: str
+) -> Callable[[int], list[str]]:
     def captions(n: int) -> list[str]:
         rows = generate_rows(shards, kind, image_column, caption_column)
         texts = (row["text"].strip() for row in rows if isinstance(row["text"], str) and row["text"].strip())
@@ -201,8 +230,24 @@ def _shuffled(rows, seed: int, buffer: int):
     return rows.shuffle(seed=seed, buffer_size=max(1, buffer), **({"max_buffer_input_shards": 1} if one_shard else {}))
 
 
-def _streaming(data, *, image_size, batch_size, rank, world_size, seed, num_workers, image_column, caption_column,
-               max_bad_fraction, shuffle_buffer, pin_memory, start_step, state, log) -> TrainingData:  # fmt: skip
+def _streaming(
+    data,
+    *,
+    image_size,
+    batch_size,
+    rank,
+    world_size,
+    seed,
+    num_workers,
+    image_column,
+    caption_column,
+    max_bad_fraction,
+    shuffle_buffer,
+    pin_memory,
+    start_step,
+    state,
+    log,
+) -> TrainingData:
     from datasets.distributed import split_dataset_by_node
 
     kind, shards = _source(data, image_column, caption_column)
@@ -214,10 +259,14 @@ def _streaming(data, *, image_size, batch_size, rank, world_size, seed, num_work
     config["batch_size"] = batch_size
     if state is not None:
         if "loader" not in state:
-            raise DiffDisError(f"the saved data state is a step, but {data} is streamed; resume with the data it was saved with")
+            raise DiffDisError(
+                f"the saved data state is a step, but {data} is streamed; resume with the data it was saved with"
+            )
         saved = {k: state.get(k) for k in config}
         if saved != config:
-            raise DiffDisError(f"the saved data state was made with {saved}, this run has {config}; resume with the same settings")
+            raise DiffDisError(
+                f"the saved data state was made with {saved}, this run has {config}; resume with the same settings"
+            )
     elif start_step:
         log(f"no saved stream position for step {start_step}: {data} is read from its beginning")
     count = _BadRowCount(max_bad_fraction, local, *(state[k] for k in ("bad", "seen", "first_bad")) if state else ())
@@ -228,32 +277,76 @@ def _streaming(data, *, image_size, batch_size, rank, world_size, seed, num_work
             loader.load_state_dict(saved["loader"])
         return loader
 
-    log(f"streaming {len(shards)} {kind} shard(s) from {data}: {rows.num_shards} for this rank, {max(workers, 1)} reader(s)")
+    log(
+        f"streaming {len(shards)} {kind} shard(s) from {data}: "
+        f"{rows.num_shards} for this rank, {max(workers, 1)} reader(s)"
+    )
     captions = _stream_captions(kind, shards, image_column, caption_column)
     return TrainingData(True, None, make_loader, state or {}, config, count, captions)
 
 
-def _map_style(data, *, image_size, batch_size, rank, world_size, seed, num_workers, image_column, caption_column,
-               bad_rows, pin_memory, start_step, state, log) -> TrainingData:  # fmt: skip
+def _map_style(
+    data,
+    *,
+    image_size,
+    batch_size,
+    rank,
+    world_size,
+    seed,
+    num_workers,
+    image_column,
+    caption_column,
+    bad_rows,
+    pin_memory,
+    start_step,
+    state,
+    log,
+) -> TrainingData:
     from diffdis.data.captions import check_rows, load_captioned
 
     if state is not None and "step" not in state:
-        raise DiffDisError(f"the saved data state is a stream's, but {data} is read map-style; resume with the data it was saved with")
+        raise DiffDisError(
+            f"the saved data state is a stream's, but {data} is read map-style; resume with the data it was saved with"
+        )
     dataset = check_rows(load_captioned(data, image_column, caption_column), bad_rows, log)
 
     def captions(n: int) -> list[str]:
         return [str(t or "") for t in dataset.select_columns(["text"])[: min(n, len(dataset))]["text"]]
 
-    return _by_step(DecodedRows(dataset, image_size), data, batch_size=batch_size, rank=rank, world_size=world_size,
-                    seed=seed, num_workers=num_workers, pin_memory=pin_memory, start_step=start_step, state=state,
-                    captions=captions)  # fmt: skip
+    return _by_step(
+        DecodedRows(dataset, image_size),
+        data,
+        batch_size=batch_size,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        start_step=start_step,
+        state=state,
+        captions=captions,
+    )
 
 
-def training_data(data: str, *, image_size: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                  num_workers: int = 0, image_column: str = "image", caption_column: str = "text",
-                  bad_rows: str = "error", max_bad_fraction: float = 0.01, shuffle_buffer: int = 1000,
-                  pin_memory: bool = False, start_step: int = 0, state: dict | None = None,
-                  log: Callable[[str], None] = print) -> TrainingData:  # fmt: skip
+def training_data(
+    data: str,
+    *,
+    image_size: int,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    seed: int = 0,
+    num_workers: int = 0,
+    image_column: str = "image",
+    caption_column: str = "text",
+    bad_rows: str = "error",
+    max_bad_fraction: float = 0.01,
+    shuffle_buffer: int = 1000,
+    pin_memory: bool = False,
+    start_step: int = 0,
+    state: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainingData:
     """Training batches of `data` for this rank. `batch_size` is the global batch; each rank gets its share.
 
     Streamed sources skip and count unusable rows (`max_bad_fraction`); map-style sources check every row
@@ -261,24 +354,56 @@ def training_data(data: str, *, image_size: int, batch_size: int, rank: int = 0,
     also resume from `start_step` alone.
     """
     if batch_size % world_size:
-        raise DiffDisError(f"the batch size {batch_size} does not divide among {world_size} processes; use a multiple of {world_size}")
+        raise DiffDisError(
+            f"the batch size {batch_size} does not divide among {world_size} processes; use a multiple of {world_size}"
+        )
     if _streamed(data):
         return _streaming(
-            data, image_size=image_size, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
-            num_workers=num_workers, image_column=image_column, caption_column=caption_column,
-            max_bad_fraction=max_bad_fraction, shuffle_buffer=shuffle_buffer, pin_memory=pin_memory,
-            start_step=start_step, state=state, log=log,
-        )  # fmt: skip
+            data,
+            image_size=image_size,
+            batch_size=batch_size,
+            rank=rank,
+            world_size=world_size,
+            seed=seed,
+            num_workers=num_workers,
+            image_column=image_column,
+            caption_column=caption_column,
+            max_bad_fraction=max_bad_fraction,
+            shuffle_buffer=shuffle_buffer,
+            pin_memory=pin_memory,
+            start_step=start_step,
+            state=state,
+            log=log,
+        )
     return _map_style(
-        data, image_size=image_size, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
-        num_workers=num_workers, image_column=image_column, caption_column=caption_column, bad_rows=bad_rows,
-        pin_memory=pin_memory, start_step=start_step, state=state, log=log,
-    )  # fmt: skip
+        data,
+        image_size=image_size,
+        batch_size=batch_size,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
+        num_workers=num_workers,
+        image_column=image_column,
+        caption_column=caption_column,
+        bad_rows=bad_rows,
+        pin_memory=pin_memory,
+        start_step=start_step,
+        state=state,
+        log=log,
+    )
 
 
-def one_pass_batches(data: str, *, image_size: int, batch_size: int, num_workers: int = 0, image_column: str = "image",
-                     caption_column: str = "text", max_bad_fraction: float = 0.01,
-                     log: Callable[[str], None] = print) -> Iterator[dict]:  # fmt: skip
+def one_pass_batches(
+    data: str,
+    *,
+    image_size: int,
+    batch_size: int,
+    num_workers: int = 0,
+    image_column: str = "image",
+    caption_column: str = "text",
+    max_bad_fraction: float = 0.01,
+    log: Callable[[str], None] = print,
+) -> Iterator[dict]:
     """Every usable row once, unshuffled, in batches of `batch_size` (the last may be short); bad rows are
     skipped and counted. Source order with num_workers=0; with W workers, worker w reads shards w, w+W, ...
     (tar files, parquet row groups), their batches alternate and each worker's last batch may be short."""
@@ -306,15 +431,38 @@ def one_pass_batches(data: str, *, image_size: int, batch_size: int, num_workers
         raise DiffDisError(f"{data} holds no usable row" + (f" (first: {count.first})" if count.first else ""))
 
 
-def cached_training_data(rows, *, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0, num_workers: int = 0,
-                         start_step: int = 0, state: dict | None = None, pin_memory: bool = False) -> TrainingData:  # fmt: skip
+def cached_training_data(
+    rows,
+    *,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    seed: int = 0,
+    num_workers: int = 0,
+    start_step: int = 0,
+    state: dict | None = None,
+    pin_memory: bool = False,
+) -> TrainingData:
     """Batches of a frozen-encoder cache (`diffdis.data.cache.CachedRows`) in the map-style step order, so a
     resumed run continues exactly."""
     if batch_size % world_size:
-        raise DiffDisError(f"the batch size {batch_size} does not divide among {world_size} processes; use a multiple of {world_size}")
+        raise DiffDisError(
+            f"the batch size {batch_size} does not divide among {world_size} processes; use a multiple of {world_size}"
+        )
 
     def captions(n: int) -> list[str]:
         return list(rows.batch(list(range(min(n, len(rows)))))["text"])
 
-    return _by_step(rows, "the cache", batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
-                    num_workers=num_workers, pin_memory=pin_memory, start_step=start_step, state=state, captions=captions)
+    return _by_step(
+        rows,
+        "the cache",
+        batch_size=batch_size,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        start_step=start_step,
+        state=state,
+        captions=captions,
+    )

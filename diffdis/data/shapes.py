@@ -64,6 +64,8 @@ def make_shapes(out_dir: Path, num_images: int, seed: int = 0, size: int = 32) -
             background = "gray"  # keep the shape visible
         name = f"{i:06d}.png"
         draw_shape(shape, colour, background, size, rng).save(out / name)
-        rows.append({"file_name": name, "text": caption(shape, colour, background, rng), "shape": shape, "colour": colour})
+        rows.append(
+            {"file_name": name, "text": caption(shape, colour, background, rng), "shape": shape, "colour": colour}
+        )
     write_metadata(out, rows)
     return out

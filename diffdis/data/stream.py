@@ -70,13 +70,21 @@ def stream_files(data: str) -> tuple[str, list[Path]]:
     if source.is_dir():
         names = sorted(str(p) for p in source.iterdir() if _kind(str(p)))
     else:
-        names = [name for part in expand_braces(data) for name in (sorted(glob.glob(part)) if glob.has_magic(part) else [part])]
+        names = [
+            name
+            for part in expand_braces(data)
+            for name in (sorted(glob.glob(part)) if glob.has_magic(part) else [part])
+        ]
         names = [name for name in names if _kind(name) or not glob.has_magic(data)]
     if not any(Path(name).is_file() for name in names):
-        raise DiffDisError(f"{data} matches no file; give .tar or .parquet files (a folder, a glob or DIR/{{00000..00099}}.tar)")
+        raise DiffDisError(
+            f"{data} matches no file; give .tar or .parquet files (a folder, a glob or DIR/{{00000..00099}}.tar)"
+        )
     missing = [name for name in names if not Path(name).is_file()]
     if missing:
-        raise DiffDisError(f"{missing[0]} does not exist ({len(missing)} of the {len(names)} files {data} names are missing)")
+        raise DiffDisError(
+            f"{missing[0]} does not exist ({len(missing)} of the {len(names)} files {data} names are missing)"
+        )
     kinds = {_kind(name) for name in names}
     if None in kinds:
         raise DiffDisError(f"{data} must name only .tar or .parquet files")
@@ -219,7 +227,9 @@ def read_parquet(path: Path, group: int, image_column: str, caption_column: str)
     import pyarrow.parquet as pq
 
     root, row = path.parent.resolve(), 0
-    batches = pq.ParquetFile(path).iter_batches(batch_size=256, row_groups=[group], columns=[image_column, caption_column])
+    batches = pq.ParquetFile(path).iter_batches(
+        batch_size=256, row_groups=[group], columns=[image_column, caption_column]
+    )
     for batch in batches:
         for image, text in zip(batch.column(image_column).to_pylist(), batch.column(caption_column).to_pylist()):
             key = f"{path.name}:{group}:{row}"

@@ -28,8 +28,14 @@ class Variation:
 
     def record(self) -> dict[str, float | int]:
         """The metadata a varied row carries (rounded; plain rows carry none)."""
-        return {"scale": round(self.scale, 3), "slant": round(self.slant, 3), "stroke": round(self.stroke, 3),
-                "clutter": self.clutter, "blur": round(self.blur, 3), "noise": round(self.noise, 2)}  # fmt: skip
+        return {
+            "scale": round(self.scale, 3),
+            "slant": round(self.slant, 3),
+            "stroke": round(self.stroke, 3),
+            "clutter": self.clutter,
+            "blur": round(self.blur, 3),
+            "noise": round(self.noise, 2),
+        }
 
 
 def draw_variation(rng: np.random.Generator) -> Variation:
@@ -37,8 +43,15 @@ def draw_variation(rng: np.random.Generator) -> Variation:
     clutter = int(rng.integers(1, 5)) if rng.random() < 0.5 else 0
     blur = float(rng.uniform(0.2, 0.9)) if rng.random() < 0.35 else 0.0
     noise = float(rng.uniform(2.0, 10.0)) if rng.random() < 0.5 else 0.0
-    return Variation(scale=float(rng.uniform(0.8, 1.15)), shift=0.08, slant=float(rng.uniform(-0.35, 0.35)),
-                     stroke=float(rng.uniform(0.5, 2.5)), clutter=clutter, blur=blur, noise=noise)  # fmt: skip
+    return Variation(
+        scale=float(rng.uniform(0.8, 1.15)),
+        shift=0.08,
+        slant=float(rng.uniform(-0.35, 0.35)),
+        stroke=float(rng.uniform(0.5, 2.5)),
+        clutter=clutter,
+        blur=blur,
+        noise=noise,
+    )
 
 
 def draw_clutter(image: Image.Image, count: int, rng: np.random.Generator) -> None:

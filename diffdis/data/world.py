@@ -36,56 +36,102 @@ COLOURS = {
 }
 # Words a caption may use; the first is the canonical name recorded in the metadata.
 OBJECT_WORDS = {
-    "airplane": ("airplane", "plane", "aeroplane"), "automobile": ("car", "automobile"), "bird": ("bird",),
-    "cat": ("cat", "kitty"), "deer": ("deer",), "dog": ("dog", "puppy"), "frog": ("frog",), "horse": ("horse",),
-    "ship": ("ship", "boat"), "truck": ("truck", "lorry"), "circle": ("circle", "disc"), "square": ("square",),
-    "triangle": ("triangle",), "star": ("star",),
-}  # fmt: skip
+    "airplane": ("airplane", "plane", "aeroplane"),
+    "automobile": ("car", "automobile"),
+    "bird": ("bird",),
+    "cat": ("cat", "kitty"),
+    "deer": ("deer",),
+    "dog": ("dog", "puppy"),
+    "frog": ("frog",),
+    "horse": ("horse",),
+    "ship": ("ship", "boat"),
+    "truck": ("truck", "lorry"),
+    "circle": ("circle", "disc"),
+    "square": ("square",),
+    "triangle": ("triangle",),
+    "star": ("star",),
+}
 COLOUR_WORDS = {
-    "red": ("red", "crimson", "scarlet"), "orange": ("orange",), "yellow": ("yellow", "golden"),
-    "green": ("green", "emerald"), "blue": ("blue", "navy", "cobalt"), "purple": ("purple", "violet"),
-    "pink": ("pink",), "brown": ("brown", "chocolate"), "white": ("white", "snow-white"),
-    "black": ("black", "jet-black"), "gray": ("gray", "grey", "silver"),
-}  # fmt: skip
+    "red": ("red", "crimson", "scarlet"),
+    "orange": ("orange",),
+    "yellow": ("yellow", "golden"),
+    "green": ("green", "emerald"),
+    "blue": ("blue", "navy", "cobalt"),
+    "purple": ("purple", "violet"),
+    "pink": ("pink",),
+    "brown": ("brown", "chocolate"),
+    "white": ("white", "snow-white"),
+    "black": ("black", "jet-black"),
+    "gray": ("gray", "grey", "silver"),
+}
 # name -> (top colour, bottom colour, kind); "split" is a sky/ground horizon, "gradient" a vertical blend.
 BACKGROUNDS = {
-    "gray": ((128, 128, 128), (128, 128, 128), "plain"), "sky": ((165, 200, 235), (165, 200, 235), "plain"),
-    "beige": ((225, 210, 180), (225, 210, 180), "plain"), "dark": ((45, 50, 58), (45, 50, 58), "plain"),
-    "light green": ((175, 215, 165), (175, 215, 165), "plain"), "white": ((245, 245, 245), (245, 245, 245), "plain"),
-    "grass": ((165, 200, 235), (90, 150, 70), "split"), "sea": ((165, 200, 235), (35, 80, 150), "split"),
+    "gray": ((128, 128, 128), (128, 128, 128), "plain"),
+    "sky": ((165, 200, 235), (165, 200, 235), "plain"),
+    "beige": ((225, 210, 180), (225, 210, 180), "plain"),
+    "dark": ((45, 50, 58), (45, 50, 58), "plain"),
+    "light green": ((175, 215, 165), (175, 215, 165), "plain"),
+    "white": ((245, 245, 245), (245, 245, 245), "plain"),
+    "grass": ((165, 200, 235), (90, 150, 70), "split"),
+    "sea": ((165, 200, 235), (35, 80, 150), "split"),
     "sunset": ((250, 170, 80), (120, 60, 130), "gradient"),
     "gray gradient": ((220, 220, 220), (70, 70, 70), "gradient"),
-}  # fmt: skip
+}
 BACKGROUND_PHRASES = {
-    "gray": ("on a gray background",), "sky": ("against a blue sky", "on a light blue background"),
-    "beige": ("on a beige background",), "dark": ("on a dark background", "on a black background"),
-    "light green": ("on a light green background",), "white": ("on a white background",),
-    "grass": ("on the grass", "in a green field"), "sea": ("by the sea", "in front of the sea"),
-    "sunset": ("at sunset", "against a sunset sky"), "gray gradient": ("on a gray gradient background",),
-}  # fmt: skip
+    "gray": ("on a gray background",),
+    "sky": ("against a blue sky", "on a light blue background"),
+    "beige": ("on a beige background",),
+    "dark": ("on a dark background", "on a black background"),
+    "light green": ("on a light green background",),
+    "white": ("on a white background",),
+    "grass": ("on the grass", "in a green field"),
+    "sea": ("by the sea", "in front of the sea"),
+    "sunset": ("at sunset", "against a sunset sky"),
+    "gray gradient": ("on a gray gradient background",),
+}
 NATURAL_BACKGROUND = {"airplane": "sky", "bird": "sky", "ship": "sea", "deer": "grass", "horse": "grass"}
 SIZES = {"small": 0.5, "medium": 0.68, "large": 0.86}  # largest side of the object, as a fraction of the image
 SIZE_WORDS = {"small": ("small", "tiny", "little"), "medium": ("", "medium-sized"), "large": ("large", "big", "huge")}
 POSITIONS = {
-    "centre": (0, 0), "left": (-1, 0), "right": (1, 0), "top": (0, -1), "bottom": (0, 1),
-    "top left": (-1, -1), "top right": (1, -1), "bottom left": (-1, 1), "bottom right": (1, 1),
-}  # fmt: skip
+    "centre": (0, 0),
+    "left": (-1, 0),
+    "right": (1, 0),
+    "top": (0, -1),
+    "bottom": (0, 1),
+    "top left": (-1, -1),
+    "top right": (1, -1),
+    "bottom left": (-1, 1),
+    "bottom right": (1, 1),
+}
 POSITION_WORDS = {
-    "centre": ("in the centre", "in the middle"), "left": ("on the left", "on the left side"),
+    "centre": ("in the centre", "in the middle"),
+    "left": ("on the left", "on the left side"),
     "right": ("on the right", "on the right side"),
-    "top": ("at the top", "near the top"), "bottom": ("at the bottom", "near the bottom"),
-    "top left": ("in the top left corner",), "top right": ("in the top right corner",),
-    "bottom left": ("in the bottom left corner",), "bottom right": ("in the bottom right corner",),
-}  # fmt: skip
+    "top": ("at the top", "near the top"),
+    "bottom": ("at the bottom", "near the bottom"),
+    "top left": ("in the top left corner",),
+    "top right": ("in the top right corner",),
+    "bottom left": ("in the bottom left corner",),
+    "bottom right": ("in the bottom right corner",),
+}
 # Larger objects have no room to move, so they are only placed where the caption stays true.
 SIZE_POSITIONS = {
-    "large": ("centre",), "medium": ("centre", "left", "right", "top", "bottom"),
+    "large": ("centre",),
+    "medium": ("centre", "left", "right", "top", "bottom"),
     "small": tuple(POSITIONS),
-}  # fmt: skip
+}
 TEMPLATES = (
-    "{c} {o}", "a {c} {o}", "a photo of a {c} {o}", "a {s} {c} {o}", "a {c} {o} {b}", "a {s} {c} {o} {b}, {p}",
-    "a {c} {o} {p}", "a picture of a {s} {c} {o} {p}", "a drawing of a {c} {o} {b}", "{c} {o} {b}",
-)  # fmt: skip
+    "{c} {o}",
+    "a {c} {o}",
+    "a photo of a {c} {o}",
+    "a {s} {c} {o}",
+    "a {c} {o} {b}",
+    "a {s} {c} {o} {b}, {p}",
+    "a {c} {o} {p}",
+    "a picture of a {s} {c} {o} {p}",
+    "a drawing of a {c} {o} {b}",
+    "{c} {o} {b}",
+)
 MIN_CONTRAST = 100.0  # RGB distance below which an object would blend into its background
 
 Point = tuple[float, float]
@@ -128,79 +174,129 @@ def _legs(xs: tuple[float, ...], top: float, bottom: float, width: float) -> lis
 def _airplane() -> list[Part]:  # seen from above: fuselage, swept wings, tailplane
     wing = [(0.22, -0.08), (-0.18, -0.88), (-0.4, -0.88), (-0.24, -0.08)]
     tail = [(-0.66, -0.05), (-0.86, -0.4), (-1.0, -0.4), (-0.92, -0.05)]
-    return [("body", _ell(0, 0, 1.0, 0.13), 0), ("body", wing, 0), ("body", _mirror_y(wing), 0), ("body", tail, 0),
-            ("body", _mirror_y(tail), 0)]  # fmt: skip
+    return [
+        ("body", _ell(0, 0, 1.0, 0.13), 0),
+        ("body", wing, 0),
+        ("body", _mirror_y(wing), 0),
+        ("body", tail, 0),
+        ("body", _mirror_y(tail), 0),
+    ]
 
 
 def _automobile() -> list[Part]:  # body with cabin, two windows, two wheels
-    body = [(-0.97, 0.05), (-0.92, -0.14), (-0.5, -0.17), (-0.3, -0.5), (0.3, -0.5), (0.55, -0.17), (0.92, -0.1),
-            (0.98, 0.05), (0.96, 0.3), (-0.97, 0.3)]  # fmt: skip
-    return [("body", body, 0), ("light", [(-0.4, -0.2), (-0.25, -0.42), (-0.04, -0.42), (-0.04, -0.2)], 0),
-            ("light", [(0.04, -0.2), (0.04, -0.42), (0.25, -0.42), (0.44, -0.2)], 0),
-            ("dark", _ell(-0.55, 0.3, 0.22, 0.22), 0), ("dark", _ell(0.55, 0.3, 0.22, 0.22), 0)]  # fmt: skip
+    body = [
+        (-0.97, 0.05),
+        (-0.92, -0.14),
+        (-0.5, -0.17),
+        (-0.3, -0.5),
+        (0.3, -0.5),
+        (0.55, -0.17),
+        (0.92, -0.1),
+        (0.98, 0.05),
+        (0.96, 0.3),
+        (-0.97, 0.3),
+    ]
+    return [
+        ("body", body, 0),
+        ("light", [(-0.4, -0.2), (-0.25, -0.42), (-0.04, -0.42), (-0.04, -0.2)], 0),
+        ("light", [(0.04, -0.2), (0.04, -0.42), (0.25, -0.42), (0.44, -0.2)], 0),
+        ("dark", _ell(-0.55, 0.3, 0.22, 0.22), 0),
+        ("dark", _ell(0.55, 0.3, 0.22, 0.22), 0),
+    ]
 
 
 def _truck() -> list[Part]:  # tall cargo box, separate cab in front, three wheels
     cab = [(0.44, 0.25), (0.44, -0.32), (0.72, -0.32), (0.96, -0.05), (0.98, 0.25)]
-    return [("body", _rect(-0.98, -0.62, 0.36, 0.22), 0), ("body", cab, 0), ("body", _rect(-0.98, 0.12, 0.98, 0.3), 0),
-            ("light", [(0.52, -0.25), (0.7, -0.25), (0.86, -0.05), (0.52, -0.05)], 0)] + [
-            ("dark", _ell(x, 0.32, 0.18, 0.18), 0) for x in (-0.72, -0.32, 0.7)]  # fmt: skip
+    return [
+        ("body", _rect(-0.98, -0.62, 0.36, 0.22), 0),
+        ("body", cab, 0),
+        ("body", _rect(-0.98, 0.12, 0.98, 0.3), 0),
+        ("light", [(0.52, -0.25), (0.7, -0.25), (0.86, -0.05), (0.52, -0.05)], 0),
+    ] + [("dark", _ell(x, 0.32, 0.18, 0.18), 0) for x in (-0.72, -0.32, 0.7)]
 
 
 def _ship() -> list[Part]:  # pointed hull, superstructure with a window band, funnel, mast
     hull = [(-0.95, 0.05), (1.0, 0.02), (0.75, 0.45), (-0.82, 0.45)]
-    return [("body", hull, 0), ("body", _rect(-0.6, -0.28, 0.4, 0.06), 0),
-            ("body", _rect(-0.42, -0.52, 0.12, -0.25), 0),
-            ("body", _rect(-0.3, -0.85, -0.08, -0.5), 0), ("dark", _rect(-0.3, -0.85, -0.08, -0.74), 0),
-            ("body", [(0.28, -0.28), (0.28, -0.78)], 0.07), ("light", _rect(-0.52, -0.17, 0.3, -0.07), 0),
-            ("shade", _rect(-0.9, 0.2, 0.86, 0.26), 0)]  # fmt: skip
+    return [
+        ("body", hull, 0),
+        ("body", _rect(-0.6, -0.28, 0.4, 0.06), 0),
+        ("body", _rect(-0.42, -0.52, 0.12, -0.25), 0),
+        ("body", _rect(-0.3, -0.85, -0.08, -0.5), 0),
+        ("dark", _rect(-0.3, -0.85, -0.08, -0.74), 0),
+        ("body", [(0.28, -0.28), (0.28, -0.78)], 0.07),
+        ("light", _rect(-0.52, -0.17, 0.3, -0.07), 0),
+        ("shade", _rect(-0.9, 0.2, 0.86, 0.26), 0),
+    ]
 
 
 def _bird() -> list[Part]:  # round body, head, pointed beak, long tail, folded wing, thin legs
-    return [("body", [(-0.35, -0.02), (-1.0, 0.28), (-0.94, 0.46), (-0.3, 0.26)], 0),
-            ("body", _ell(-0.05, 0.05, 0.52, 0.34), 0), ("body", _ell(0.42, -0.3, 0.27, 0.26), 0),
-            ("dark", [(0.62, -0.4), (0.98, -0.27), (0.62, -0.18)], 0),
-            ("shade", [(0.28, -0.08), (-0.62, 0.05), (-0.2, 0.3), (0.18, 0.22)], 0),
-            ("dark", _ell(0.5, -0.36, 0.07, 0.07), 0),
-            ("dark", [(-0.08, 0.35), (-0.1, 0.72)], 0.07), ("dark", [(0.12, 0.35), (0.16, 0.72)], 0.07)]  # fmt: skip
+    return [
+        ("body", [(-0.35, -0.02), (-1.0, 0.28), (-0.94, 0.46), (-0.3, 0.26)], 0),
+        ("body", _ell(-0.05, 0.05, 0.52, 0.34), 0),
+        ("body", _ell(0.42, -0.3, 0.27, 0.26), 0),
+        ("dark", [(0.62, -0.4), (0.98, -0.27), (0.62, -0.18)], 0),
+        ("shade", [(0.28, -0.08), (-0.62, 0.05), (-0.2, 0.3), (0.18, 0.22)], 0),
+        ("dark", _ell(0.5, -0.36, 0.07, 0.07), 0),
+        ("dark", [(-0.08, 0.35), (-0.1, 0.72)], 0.07),
+        ("dark", [(0.12, 0.35), (0.16, 0.72)], 0.07),
+    ]
 
 
 def _cat() -> list[Part]:  # sitting: upright body, round head with two pointed ears, tail curled up beside
-    return [("body", _ell(-0.05, 0.28, 0.4, 0.52), 0), ("body", _ell(-0.18, 0.58, 0.45, 0.26), 0),
-            ("body", _ell(0.2, -0.4, 0.32, 0.28), 0), ("body", [(-0.08, -0.52), (-0.02, -1.0), (0.2, -0.64)], 0),
-            ("body", [(0.24, -0.64), (0.46, -1.0), (0.52, -0.5)], 0), ("body", [(0.26, 0.25), (0.3, 0.82)], 0.16),
-            ("body", [(-0.5, 0.76), (-0.82, 0.66), (-0.95, 0.36), (-0.86, 0.06)], 0.13)]  # fmt: skip
+    return [
+        ("body", _ell(-0.05, 0.28, 0.4, 0.52), 0),
+        ("body", _ell(-0.18, 0.58, 0.45, 0.26), 0),
+        ("body", _ell(0.2, -0.4, 0.32, 0.28), 0),
+        ("body", [(-0.08, -0.52), (-0.02, -1.0), (0.2, -0.64)], 0),
+        ("body", [(0.24, -0.64), (0.46, -1.0), (0.52, -0.5)], 0),
+        ("body", [(0.26, 0.25), (0.3, 0.82)], 0.16),
+        ("body", [(-0.5, 0.76), (-0.82, 0.66), (-0.95, 0.36), (-0.86, 0.06)], 0.13),
+    ]
 
 
 def _dog() -> list[Part]:  # standing: body, four legs, short neck, head with long snout, floppy ear, raised tail
-    return [("body", _ell(-0.1, 0.0, 0.54, 0.26), 0), *_legs((-0.52, -0.32, 0.14, 0.32), 0.1, 0.62, 0.13),
-            ("body", [(0.18, -0.15), (0.42, -0.48), (0.62, -0.36), (0.42, 0.06)], 0),
-            ("body", _ell(0.55, -0.46, 0.22, 0.19), 0),
-            ("body", [(0.6, -0.58), (0.98, -0.48), (0.98, -0.32), (0.6, -0.3)], 0),
-            ("dark", _ell(0.96, -0.46, 0.06, 0.06), 0),
-            ("shade", [(0.42, -0.6), (0.55, -0.58), (0.5, -0.22), (0.38, -0.26)], 0),
-            ("body", [(-0.6, -0.1), (-0.8, -0.36), (-0.86, -0.56)], 0.1)]  # fmt: skip
+    return [
+        ("body", _ell(-0.1, 0.0, 0.54, 0.26), 0),
+        *_legs((-0.52, -0.32, 0.14, 0.32), 0.1, 0.62, 0.13),
+        ("body", [(0.18, -0.15), (0.42, -0.48), (0.62, -0.36), (0.42, 0.06)], 0),
+        ("body", _ell(0.55, -0.46, 0.22, 0.19), 0),
+        ("body", [(0.6, -0.58), (0.98, -0.48), (0.98, -0.32), (0.6, -0.3)], 0),
+        ("dark", _ell(0.96, -0.46, 0.06, 0.06), 0),
+        ("shade", [(0.42, -0.6), (0.55, -0.58), (0.5, -0.22), (0.38, -0.26)], 0),
+        ("body", [(-0.6, -0.1), (-0.8, -0.36), (-0.86, -0.56)], 0.1),
+    ]
 
 
 def _horse() -> list[Part]:  # standing tall: long legs, long raised neck with mane, long face, hanging tail
-    return [("body", _ell(-0.1, -0.05, 0.58, 0.26), 0), *_legs((-0.52, -0.34, 0.2, 0.36), 0.05, 0.9, 0.11),
-            ("body", [(0.18, -0.22), (0.42, -0.82), (0.64, -0.76), (0.5, 0.05)], 0),
-            ("body", [(0.42, -0.86), (0.62, -0.94), (0.98, -0.58), (0.92, -0.44), (0.56, -0.6)], 0),
-            ("body", [(0.48, -0.86), (0.5, -1.02), (0.6, -0.9)], 0),
-            ("shade", [(0.44, -0.9), (0.34, -0.82), (0.08, -0.22), (0.22, -0.18)], 0),
-            ("shade", [(-0.64, -0.16), (-0.84, 0.05), (-0.9, 0.5)], 0.14)]  # fmt: skip
+    return [
+        ("body", _ell(-0.1, -0.05, 0.58, 0.26), 0),
+        *_legs((-0.52, -0.34, 0.2, 0.36), 0.05, 0.9, 0.11),
+        ("body", [(0.18, -0.22), (0.42, -0.82), (0.64, -0.76), (0.5, 0.05)], 0),
+        ("body", [(0.42, -0.86), (0.62, -0.94), (0.98, -0.58), (0.92, -0.44), (0.56, -0.6)], 0),
+        ("body", [(0.48, -0.86), (0.5, -1.02), (0.6, -0.9)], 0),
+        ("shade", [(0.44, -0.9), (0.34, -0.82), (0.08, -0.22), (0.22, -0.18)], 0),
+        ("shade", [(-0.64, -0.16), (-0.84, 0.05), (-0.9, 0.5)], 0.14),
+    ]
 
 
 def _deer() -> list[Part]:  # slender: long thin legs, short tail, upright neck, small head, big branching antlers
-    antlers = [[(0.42, -0.55), (0.3, -0.78), (0.12, -0.98), (-0.12, -1.08)], [(0.34, -0.72), (0.48, -0.96)],
-               [(0.2, -0.92), (0.28, -1.18)], [(0.02, -1.03), (0.02, -1.25)],
-               [(0.5, -0.55), (0.62, -0.8), (0.66, -1.06)], [(0.61, -0.78), (0.8, -0.92)]]  # fmt: skip
-    return [("body", _ell(-0.14, 0.05, 0.42, 0.2), 0), *_legs((-0.44, -0.3, 0.06, 0.18), 0.1, 1.0, 0.07),
-            ("body", [(0.08, -0.06), (0.34, -0.5), (0.5, -0.44), (0.32, 0.06)], 0),
-            ("body", [(0.32, -0.56), (0.5, -0.62), (0.8, -0.4), (0.74, -0.32), (0.44, -0.38)], 0),
-            ("body", [(0.36, -0.52), (0.16, -0.6), (0.3, -0.44)], 0),
-            ("body", [(-0.52, -0.06), (-0.66, -0.24), (-0.54, 0.06)], 0),
-            *[("shade", a, 0.07) for a in antlers]]  # fmt: skip
+    antlers = [
+        [(0.42, -0.55), (0.3, -0.78), (0.12, -0.98), (-0.12, -1.08)],
+        [(0.34, -0.72), (0.48, -0.96)],
+        [(0.2, -0.92), (0.28, -1.18)],
+        [(0.02, -1.03), (0.02, -1.25)],
+        [(0.5, -0.55), (0.62, -0.8), (0.66, -1.06)],
+        [(0.61, -0.78), (0.8, -0.92)],
+    ]
+    return [
+        ("body", _ell(-0.14, 0.05, 0.42, 0.2), 0),
+        *_legs((-0.44, -0.3, 0.06, 0.18), 0.1, 1.0, 0.07),
+        ("body", [(0.08, -0.06), (0.34, -0.5), (0.5, -0.44), (0.32, 0.06)], 0),
+        ("body", [(0.32, -0.56), (0.5, -0.62), (0.8, -0.4), (0.74, -0.32), (0.44, -0.38)], 0),
+        ("body", [(0.36, -0.52), (0.16, -0.6), (0.3, -0.44)], 0),
+        ("body", [(-0.52, -0.06), (-0.66, -0.24), (-0.54, 0.06)], 0),
+        *[("shade", a, 0.07) for a in antlers],
+    ]
 
 
 def _frog() -> list[Part]:  # from the front: squat wide body, bulging eyes on top, folded haunches, splayed feet
@@ -209,8 +305,14 @@ def _frog() -> list[Part]:  # from the front: squat wide body, bulging eyes on t
     feet = [("body", [(sx * 0.55, 0.66), (sx * 1.0, 0.72)], 0.14) for sx in (-1, 1)]
     haunches = [("body", _ell(sx * 0.55, 0.42, 0.38, 0.24), 0) for sx in (-1, 1)]
     arms = [("body", [(sx * 0.22, 0.3), (sx * 0.26, 0.74)], 0.16) for sx in (-1, 1)]
-    return [*feet, *haunches, ("body", _ell(0, 0.05, 0.66, 0.42), 0), *arms, *eyes,
-            ("dark", [(-0.36, 0.06), (0.0, 0.16), (0.36, 0.06)], 0.06)]  # fmt: skip
+    return [
+        *feet,
+        *haunches,
+        ("body", _ell(0, 0.05, 0.66, 0.42), 0),
+        *arms,
+        *eyes,
+        ("dark", [(-0.36, 0.06), (0.0, 0.16), (0.36, 0.06)], 0.06),
+    ]
 
 
 def _star() -> list[Point]:
@@ -218,12 +320,21 @@ def _star() -> list[Point]:
 
 
 SILHOUETTES = {
-    "airplane": _airplane(), "automobile": _automobile(), "bird": _bird(), "cat": _cat(), "deer": _deer(),
-    "dog": _dog(), "frog": _frog(), "horse": _horse(), "ship": _ship(), "truck": _truck(),
+    "airplane": _airplane(),
+    "automobile": _automobile(),
+    "bird": _bird(),
+    "cat": _cat(),
+    "deer": _deer(),
+    "dog": _dog(),
+    "frog": _frog(),
+    "horse": _horse(),
+    "ship": _ship(),
+    "truck": _truck(),
     "circle": [("body", _ell(0, 0, 1, 1, 48), 0)],
-    "square": [("body", _rect(-1, -1, 1, 1), 0)], "triangle": [("body", [(0, -1), (1, 0.8), (-1, 0.8)], 0)],
+    "square": [("body", _rect(-1, -1, 1, 1), 0)],
+    "triangle": [("body", [(0, -1), (1, 0.8), (-1, 0.8)], 0)],
     "star": [("body", _star(), 0)],
-}  # fmt: skip
+}
 
 
 # --- rendering ---
@@ -235,9 +346,13 @@ def _role_colours(colour: tuple[int, int, int]) -> dict[str, tuple[int, int, int
     dark_body = rgb.mean() < 70
     shade = rgb + 60 if dark_body else rgb * 0.62
     light = (215, 230, 245) if np.linalg.norm(rgb - (215, 230, 245)) > 60 else (140, 170, 205)
-    return {"body": colour, "shade": tuple(int(v) for v in np.clip(shade, 0, 255)), "light": light,
-            "dark": (110, 110, 110) if dark_body else (30, 30, 30),
-            "outline": tuple(int(v) for v in rgb * 0.6)}  # fmt: skip
+    return {
+        "body": colour,
+        "shade": tuple(int(v) for v in np.clip(shade, 0, 255)),
+        "light": light,
+        "dark": (110, 110, 110) if dark_body else (30, 30, 30),
+        "outline": tuple(int(v) for v in rgb * 0.6),
+    }
 
 
 def background_tones(background: str) -> list[tuple[int, int, int]]:
@@ -277,9 +392,19 @@ def _place(parts: list[Part], extent: float, flipped: bool, angle: float, slant:
     return out
 
 
-def draw_thing(thing: str, colour: str, background: str, size_name: str, position: str, flipped: bool, angle: float,
-               rng: np.random.Generator, size: int = 32, supersample: int = 4,
-               variation: Variation = Variation()) -> Image.Image:  # fmt: skip
+def draw_thing(
+    thing: str,
+    colour: str,
+    background: str,
+    size_name: str,
+    position: str,
+    flipped: bool,
+    angle: float,
+    rng: np.random.Generator,
+    size: int = 32,
+    supersample: int = 4,
+    variation: Variation = Variation(),
+) -> Image.Image:
     """Draw at `supersample` times the size, then downsample with LANCZOS for smooth edges."""
     side = size * supersample
     image = _background_image(background, side)
@@ -319,8 +444,13 @@ def caption(thing: str, colour: str, background: str, size_name: str, position: 
     b = pick(BACKGROUND_PHRASES[background])
     if background == "sky" and thing in ("airplane", "bird") and rng.random() < 0.5:
         b = "in the sky"
-    words = {"o": pick(OBJECT_WORDS[thing], 0.35), "c": pick(COLOUR_WORDS[colour], 0.25), "b": b,
-             "s": pick(SIZE_WORDS[size_name]), "p": pick(POSITION_WORDS[position])}  # fmt: skip
+    words = {
+        "o": pick(OBJECT_WORDS[thing], 0.35),
+        "c": pick(COLOUR_WORDS[colour], 0.25),
+        "b": b,
+        "s": pick(SIZE_WORDS[size_name]),
+        "p": pick(POSITION_WORDS[position]),
+    }
     text = TEMPLATES[rng.integers(len(TEMPLATES))].format(**words)
     text = re.sub(r"\s+", " ", text).strip().replace(" ,", ",")
     return re.sub(r"\ba (?=[aeiou])", "an ", text)
@@ -336,7 +466,9 @@ def _sample(split: str, rng: np.random.Generator) -> tuple[str, str]:
     return thing, colours[rng.integers(len(colours))]
 
 
-def make_world(out_dir: Path, num_images: int, seed: int = 0, size: int = 32, split: str = "train", style: str = "varied") -> Path:
+def make_world(
+    out_dir: Path, num_images: int, seed: int = 0, size: int = 32, split: str = "train", style: str = "varied"
+) -> Path:
     """Write `num_images` PNGs and metadata.jsonl (file_name, text, object, colour, background, size, position,
     split, flipped, angle; with style "varied" also scale, slant, stroke, clutter, blur, noise) to `out_dir`;
     the same arguments give byte-identical files. Style "plain" is the world before version 2."""
@@ -362,10 +494,24 @@ def make_world(out_dir: Path, num_images: int, seed: int = 0, size: int = 32, sp
         flipped, angle = bool(rng.random() < 0.5), int(rng.integers(-15, 16))
         variation = draw_variation(rng) if style == "varied" else Variation()
         name = f"{i:06d}.png"
-        draw_thing(thing, colour, background, size_name, position, flipped, angle, rng, size, variation=variation).save(out / name)
+        draw_thing(thing, colour, background, size_name, position, flipped, angle, rng, size, variation=variation).save(
+            out / name
+        )
         text = caption(thing, colour, background, size_name, position, rng)
-        rows.append({"file_name": name, "text": text, "object": thing, "colour": colour, "background": background,
-                     "size": size_name, "position": position, "split": split, "flipped": flipped,
-                     "angle": angle, **(variation.record() if style == "varied" else {})})  # fmt: skip
+        rows.append(
+            {
+                "file_name": name,
+                "text": text,
+                "object": thing,
+                "colour": colour,
+                "background": background,
+                "size": size_name,
+                "position": position,
+                "split": split,
+                "flipped": flipped,
+                "angle": angle,
+                **(variation.record() if style == "varied" else {}),
+            }
+        )
     write_metadata(out, rows)
     return out

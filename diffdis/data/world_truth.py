@@ -68,7 +68,9 @@ def truth_matrix(rows: Sequence[dict], texts: Sequence[str]) -> torch.Tensor:
     return truth
 
 
-def own_caption_ceiling(truth: torch.Tensor, text_image: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+def own_caption_ceiling(
+    truth: torch.Tensor, text_image: torch.Tensor, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
     """Expected own-caption Recall@k of an oracle that knows exactly what each caption states and breaks ties
     at random: an image's own caption is one of the n captions true of it, found in the top k with probability
     min(1, k/n); likewise a caption's own image among the m images it is true of. Retrieval scored against the
@@ -84,4 +86,3 @@ def own_caption_ceiling(truth: torch.Tensor, text_image: torch.Tensor, ks: Seque
         out[f"image_to_text_R@{k}"] = (k / true_texts).clamp(max=1).mean().item()
         out[f"text_to_image_R@{k}"] = (k / true_images).clamp(max=1).mean().item()
     return out
-

@@ -48,12 +48,27 @@ def warm_up(pipe: Any, images: list) -> None:
     pipe.image_queries(images[:1], num_inference_steps=1)
 
 
-def timed_queries(pipe: Any, images: list, scheduler: str, steps: int, guidance: float, seed: int = 0,
-                  batch_size: int = 64, callback: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, float]:  # fmt: skip
+def timed_queries(
+    pipe: Any,
+    images: list,
+    scheduler: str,
+    steps: int,
+    guidance: float,
+    seed: int = 0,
+    batch_size: int = 64,
+    callback: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, float]:
     """((N, d) diffused text queries e0, seconds they took): the timed part of every DiffDis benchmark."""
     start = time.perf_counter()
-    queries = pipe.image_queries(images, num_inference_steps=steps, guidance_scale=guidance, scheduler=scheduler,
-                                 seed=seed, batch_size=batch_size, callback=callback)  # fmt: skip
+    queries = pipe.image_queries(
+        images,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        scheduler=scheduler,
+        seed=seed,
+        batch_size=batch_size,
+        callback=callback,
+    )
     return queries, time.perf_counter() - start
 
 

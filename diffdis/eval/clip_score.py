@@ -34,27 +34,36 @@ class ClipScorer:
 
         directory = Path(directory)
         if not (directory / "config.json").is_file():
-            raise DiffDisError(f"--clip-model {directory}: no CLIPModel folder (config.json) there; save one with save_pretrained")
+            raise DiffDisError(
+                f"--clip-model {directory}: no CLIPModel folder (config.json) there; save one with save_pretrained"
+            )
         try:
             model = CLIPModel.from_pretrained(str(directory), local_files_only=True)
             tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
             image_processor = AutoImageProcessor.from_pretrained(str(directory), local_files_only=True)
         except Exception as err:  # noqa: BLE001 - transformers raises many types for a wrong folder
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise DiffDisError(f"--clip-model {directory}: not a CLIPModel with its tokenizer and image processor ({message})") from None
+            raise DiffDisError(
+                f"--clip-model {directory}: not a CLIPModel with its tokenizer and image processor ({message})"
+            ) from None
         return cls(model.to(device).eval(), tokenizer, image_processor)
 
     @torch.no_grad()
     def cosines(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> torch.Tensor:
         """(N,) cosine between each image and its own prompt, in CLIP's joint space."""
         if len(images) != len(prompts):
-            raise DiffDisError(f"CLIPScore needs one prompt per image, got {len(images)} images and {len(prompts)} prompts")
+            raise DiffDisError(
+                f"CLIPScore needs one prompt per image, got {len(images)} images and {len(prompts)} prompts"
+            )
         device = next(self.model.parameters()).device
         length = self.model.config.text_config.max_position_embeddings
         text = self.tokenizer(list(prompts), padding=True, truncation=True, max_length=length, return_tensors="pt")
         pixels = self.image_processor(images=[im.convert("RGB") for im in images], return_tensors="pt")["pixel_values"]
-        out = self.model(input_ids=text["input_ids"].to(device), attention_mask=text["attention_mask"].to(device),
-                         pixel_values=pixels.to(device))  # fmt: skip
+        out = self.model(
+            input_ids=text["input_ids"].to(device),
+            attention_mask=text["attention_mask"].to(device),
+            pixel_values=pixels.to(device),
+        )
         # image_embeds and text_embeds come back unit-norm
         return (out.image_embeds.float() * out.text_embeds.float()).sum(dim=-1).cpu()
 

@@ -38,7 +38,9 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
@@ -52,7 +54,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
             covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise DiffDisError(f"FID: the covariance square root has an imaginary part {np.max(np.abs(covmean.imag)):.3g}")
+            raise DiffDisError(
+                f"FID: the covariance square root has an imaginary part {np.max(np.abs(covmean.imag)):.3g}"
+            )
         covmean = covmean.real
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
@@ -66,8 +70,12 @@ def judge_features(judge) -> FeatureExtractor:
     return lambda images: judge.features(list(images)).float().cpu().numpy()
 
 
-def load_extractor(spec: str | None = None, inception_weights: str | None = None,
-                   inception_style: str = "torch-fidelity", device: Any = "cpu") -> FeatureExtractor:  # fmt: skip
+def load_extractor(
+    spec: str | None = None,
+    inception_weights: str | None = None,
+    inception_style: str = "torch-fidelity",
+    device: Any = "cpu",
+) -> FeatureExtractor:
     """None or "judge": the shipped judge's features; "judge:DIR" a judge saved in DIR; "module:function" any
     callable images -> (N, D) you provide. `inception_weights`: the standard FID Inception-v3 pool3 features
     from pytorch-fid's pt_inception-2015-12-05 file (`diffdis.eval.inception`), fed as `inception_style` does.
@@ -121,8 +129,12 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def choose_features(spec: str | None = None, inception_weights: str | Path | None = None,
-                    inception_style: str = "torch-fidelity", device: Any = "cpu") -> Features:  # fmt: skip
+def choose_features(
+    spec: str | None = None,
+    inception_weights: str | Path | None = None,
+    inception_style: str = "torch-fidelity",
+    device: Any = "cpu",
+) -> Features:
     """`load_extractor`'s choice, named and fingerprinted; its feature size is found by extracting one blank image."""
     if inception_weights is not None:
         extract = load_extractor(spec, str(inception_weights), inception_style, device)
@@ -138,5 +150,7 @@ def choose_features(spec: str | None = None, inception_weights: str | Path | Non
         extract, name, identity, judge = load_extractor(spec), str(spec), str(spec), None
     probe = np.asarray(extract([Image.new("RGB", (32, 32), (127, 127, 127))] * 2))
     if probe.ndim != 2 or len(probe) != 2:
-        raise DiffDisError(f"--features {name}: the extractor must map N images to an (N, D) array, got shape {probe.shape}")
+        raise DiffDisError(
+            f"--features {name}: the extractor must map N images to an (N, D) array, got shape {probe.shape}"
+        )
     return Features(extract, name, identity, probe.shape[1], judge)

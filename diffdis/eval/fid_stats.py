@@ -41,7 +41,9 @@ class FeatureStats:
         if self.n == 0:
             return other
         if self.mean.shape != other.mean.shape:
-            raise DiffDisError(f"feature sizes differ: {self.mean.shape[0]} vs {other.mean.shape[0]}; use one extractor")
+            raise DiffDisError(
+                f"feature sizes differ: {self.mean.shape[0]} vs {other.mean.shape[0]}; use one extractor"
+            )
         n = self.n + other.n
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.n / n)
@@ -75,8 +77,12 @@ class FeatureStats:
         return self.scatter / (self.n - 1)
 
 
-def stream_statistics(batches: Iterable[Sequence[Any]], extractor: Callable[[Sequence[Any]], np.ndarray],
-                      total: int | None = None, callback: Progress = None) -> FeatureStats:  # fmt: skip
+def stream_statistics(
+    batches: Iterable[Sequence[Any]],
+    extractor: Callable[[Sequence[Any]], np.ndarray],
+    total: int | None = None,
+    callback: Progress = None,
+) -> FeatureStats:
     """Statistics of `extractor(batch)` over the batches, one batch in memory at a time."""
     stats, done = FeatureStats(), 0
     for batch in batches:
@@ -87,8 +93,9 @@ def stream_statistics(batches: Iterable[Sequence[Any]], extractor: Callable[[Seq
     return stats
 
 
-def data_statistics(data: Any, rows: Sequence[int], extractor: Callable, batch_size: int = 64,
-                    callback: Progress = None) -> FeatureStats:  # fmt: skip
+def data_statistics(
+    data: Any, rows: Sequence[int], extractor: Callable, batch_size: int = 64, callback: Progress = None
+) -> FeatureStats:
     """Statistics of the images `rows` of evaluation data (`diffdis.eval.data.EvalData`), read a batch at a time."""
     batches = (data.images(list(rows[i : i + batch_size])) for i in range(0, len(rows), batch_size))
     return stream_statistics(batches, extractor, len(rows), callback)
@@ -119,9 +126,14 @@ def save_stats(path: str | Path, statistics: Statistics, **extra: Any) -> Path:
     """Write mu/sigma (float64) with n, features and features_id; `extra` arrays go in as they are.
     Atomically, so a reader never sees half a file."""
     path = Path(path)
-    arrays = {"mu": np.asarray(statistics.mu, np.float64), "sigma": np.asarray(statistics.sigma, np.float64),
-              "n": np.int64(-1 if statistics.n is None else statistics.n), "features": np.str_(statistics.features or ""),
-              "features_id": np.str_(statistics.features_id or ""), **{k: np.asarray(v) for k, v in extra.items()}}  # fmt: skip
+    arrays = {
+        "mu": np.asarray(statistics.mu, np.float64),
+        "sigma": np.asarray(statistics.sigma, np.float64),
+        "n": np.int64(-1 if statistics.n is None else statistics.n),
+        "features": np.str_(statistics.features or ""),
+        "features_id": np.str_(statistics.features_id or ""),
+        **{k: np.asarray(v) for k, v in extra.items()},
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: Path) -> None:
@@ -142,7 +154,9 @@ def load_stats(path: str | Path) -> Statistics:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise DiffDisError(f"{path} is not a readable .npz file ({err})") from err
     if "mu" not in arrays or "sigma" not in arrays:
-        raise DiffDisError(f"{path} holds no FID statistics: it needs arrays 'mu' and 'sigma' (it has {sorted(arrays)})")
+        raise DiffDisError(
+            f"{path} holds no FID statistics: it needs arrays 'mu' and 'sigma' (it has {sorted(arrays)})"
+        )
     mu, sigma = arrays.pop("mu").astype(np.float64), arrays.pop("sigma").astype(np.float64)
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise DiffDisError(f"{path}: mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
@@ -156,16 +170,27 @@ def load_stats(path: str | Path) -> Statistics:
 def check_same_features(stored: Statistics, features: str, features_id: str, dim: int) -> None:
     """Refuse statistics of other features than this run's: another size, or (when the file says) another extractor."""
     if len(stored.mu) != dim:
-        raise DiffDisError(f"{stored.source} holds {len(stored.mu)}-d statistics but this run's {features} features are "
-                           f"{dim}-d; make the reference with the same --features / --inception-weights")  # fmt: skip
+        raise DiffDisError(
+            f"{stored.source} holds {len(stored.mu)}-d statistics but this run's {features} features are "
+            f"{dim}-d; make the reference with the same --features / --inception-weights"
+        )
     if stored.features_id is not None and stored.features_id != features_id:
-        raise DiffDisError(f"{stored.source} was made with {stored.features} features ({stored.features_id}), this run "
-                           f"uses {features} ({features_id}); make the reference with the same --features / "
-                           "--inception-weights / --inception-style")  # fmt: skip
+        raise DiffDisError(
+            f"{stored.source} was made with {stored.features} features ({stored.features_id}), this run "
+            f"uses {features} ({features_id}); make the reference with the same --features / "
+            "--inception-weights / --inception-style"
+        )
 
 
-def reference_statistics(reference: Any, features: Any, max_images: int | None = None, data_format: str | None = None,
-                         image_root: Path | None = None, batch_size: int = 64, callback: Progress = None) -> Statistics:  # fmt: skip
+def reference_statistics(
+    reference: Any,
+    features: Any,
+    max_images: int | None = None,
+    data_format: str | None = None,
+    image_root: Path | None = None,
+    batch_size: int = 64,
+    callback: Progress = None,
+) -> Statistics:
     """FID reference statistics from saved statistics (a path ending in .npz, checked against `features`, a
     `diffdis.eval.fid.Features`) or from images (a data spec, or `EvalData` already loaded), streamed."""
     if is_saved(reference):

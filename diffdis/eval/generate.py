@@ -46,8 +46,11 @@ def judge_counts(judge: Any, images: Sequence[Image.Image], rows: Sequence[dict]
 
     accuracy = judge_accuracy(judge, list(images), list(rows))
     colour_n = sum("colour" in r for r in rows)
-    return {"object": accuracy["object"] * len(rows), **({"colour": accuracy["colour"] * colour_n} if colour_n else {}),
-            "colour_n": colour_n}  # fmt: skip
+    return {
+        "object": accuracy["object"] * len(rows),
+        **({"colour": accuracy["colour"] * colour_n} if colour_n else {}),
+        "colour_n": colour_n,
+    }
 
 
 def score_images(
@@ -73,7 +76,9 @@ def score_images(
         sums["diffdis"] += float(diffdis_scores(pipe, images, texts, seed + block.start // batch_size).sum())
         if clip is not None:
             sums["clip"] += float(clip.scores(images, texts).sum())
-        for key, value in judge_counts(features.judge, images, None if rows is None else [rows[i] for i in block]).items():
+        for key, value in judge_counts(
+            features.judge, images, None if rows is None else [rows[i] for i in block]
+        ).items():
             sums[key] += value
         n += len(block)
         if callback is not None:
@@ -119,7 +124,10 @@ def merge_generation(shards: list[dict[str, Any]]) -> dict[str, Any]:
         ref = stored.extra
         if reference is None:
             reference = Statistics(ref["reference_mu"], ref["reference_sigma"], None, None, None, stored.source)
-        elif not (np.array_equal(ref["reference_mu"], reference.mu) and np.array_equal(ref["reference_sigma"], reference.sigma)):
+        elif not (
+            np.array_equal(ref["reference_mu"], reference.mu)
+            and np.array_equal(ref["reference_sigma"], reference.sigma)
+        ):
             raise DiffDisError(f"{r['_path']} was scored against other reference statistics than {shards[0]['_path']}")
     n = generated.n
     merged = {**shards[0], "fid": fid(generated, reference), "n": n}
@@ -128,7 +136,9 @@ def merge_generation(shards: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = sum(r[key] * r["n"] for r in shards) / n
     if all("judge_colour_n" in r for r in shards):
         colour_n = sum(r["judge_colour_n"] for r in shards)
-        merged["judge_colour_accuracy"] = sum(r["judge_colour_accuracy"] * r["judge_colour_n"] for r in shards) / colour_n
+        merged["judge_colour_accuracy"] = (
+            sum(r["judge_colour_accuracy"] * r["judge_colour_n"] for r in shards) / colour_n
+        )
         merged["judge_colour_n"] = colour_n
     made, seconds = sum(r.get("n_generated", 0) for r in shards), sum(r.get("seconds", 0.0) for r in shards)
     merged.update(n_generated=made, seconds=seconds, seconds_per_image=seconds / made if made else None)

@@ -39,8 +39,9 @@ def check_feature_options(features: str | None, inception_weights: Path | None, 
         raise UsageError(f"--inception-style must be one of {', '.join(STYLES)}, got {inception_style!r}")
 
 
-def load_prompts(spec: str, count: int | None, data_format: str = "auto",
-                 image_root: Path | None = None) -> tuple[list[str], list[dict] | None, Any]:  # fmt: skip
+def load_prompts(
+    spec: str, count: int | None, data_format: str = "auto", image_root: Path | None = None
+) -> tuple[list[str], list[dict] | None, Any]:
     """Prompts from a .txt file (one per line), or the captions of evaluation data (rows kept for the judge)."""
     from diffdis.data.formats import check_format, detect
     from diffdis.data.label_sets import read_text_file
@@ -79,9 +80,17 @@ class GenerateJob:
         return self.data.name if self.data is not None else Path(self.spec).stem
 
 
-def load_generate_job(prompts: str, reference: str | None = None, num_prompts: int | None = 64,
-                      max_reference: int | None = None, batch_size: int = 16, num_shards: int = 1, shard_index: int = 0,
-                      data_format: str = "auto", image_root: Path | None = None) -> GenerateJob:  # fmt: skip
+def load_generate_job(
+    prompts: str,
+    reference: str | None = None,
+    num_prompts: int | None = 64,
+    max_reference: int | None = None,
+    batch_size: int = 16,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    data_format: str = "auto",
+    image_root: Path | None = None,
+) -> GenerateJob:
     """The first `num_prompts` prompts and this shard's blocks of `batch_size` of them (block b always samples with
     seed + b, so `batch_size` is part of what the images are). A prompt file needs a `reference`."""
     prompt_list, rows, prompt_data = load_prompts(prompts, num_prompts, data_format, image_root)
@@ -91,15 +100,43 @@ def load_generate_job(prompts: str, reference: str | None = None, num_prompts: i
         raise UsageError("give --reference DATA or REF.npz: the prompts come from a text file, which holds no images")
     my_blocks = blocks(len(prompt_list), batch_size, num_shards, shard_index)
     if sum(len(b) for b in my_blocks) < 2:
-        raise UsageError(f"shard {shard_index} of {num_shards} holds fewer than two prompts; FID needs two: use fewer shards")
-    return GenerateJob(prompts, prompt_list, rows, prompt_data, my_blocks, num_prompts, reference, max_reference,
-                       batch_size, num_shards, shard_index, data_format, image_root)  # fmt: skip
+        raise UsageError(
+            f"shard {shard_index} of {num_shards} holds fewer than two prompts; FID needs two: use fewer shards"
+        )
+    return GenerateJob(
+        prompts,
+        prompt_list,
+        rows,
+        prompt_data,
+        my_blocks,
+        num_prompts,
+        reference,
+        max_reference,
+        batch_size,
+        num_shards,
+        shard_index,
+        data_format,
+        image_root,
+    )
 
 
-def generate_eval(pipe: Any, job: GenerateJob, features: Features, *, clip: Any = None, clip_model: str | Path | None = None,
-                  model: str | Path | None = None, scheduler: str | None = None, steps: int | None = None,
-                  guidance: float | None = None, seed: int = 0, output: str = DEFAULT_OUTPUT, output_dir: Path | None = None,
-                  grid: Path | None = None, progress: Progress = no_progress) -> dict[str, Any]:  # fmt: skip
+def generate_eval(
+    pipe: Any,
+    job: GenerateJob,
+    features: Features,
+    *,
+    clip: Any = None,
+    clip_model: str | Path | None = None,
+    model: str | Path | None = None,
+    scheduler: str | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+    output: str = DEFAULT_OUTPUT,
+    output_dir: Path | None = None,
+    grid: Path | None = None,
+    progress: Progress = no_progress,
+) -> dict[str, Any]:
     """Generate the job's missing images (into `output_dir`, default beside the record: RECORD_images/), score
     them, write the record (and its sample grid, default the record's path with .png); the record with its
     "path". `features`: `diffdis.eval.fid.choose_features`; `clip`: a `ClipScorer` for CLIPScore and
@@ -108,32 +145,76 @@ def generate_eval(pipe: Any, job: GenerateJob, features: Features, *, clip: Any 
     scheduler, steps = scheduler or inf.generate_scheduler, steps or inf.generate_steps
     guidance = inf.generate_guidance if guidance is None else guidance
     base = {"task": "generate", "method": "diffdis", **run_fields(pipe, model, job.data_name, seed)}
-    path = record_path(output, {**base, "scheduler": scheduler, "steps": steps, "guidance": guidance,
-                                "num_shards": job.num_shards, "shard_index": job.shard_index})  # fmt: skip
+    path = record_path(
+        output,
+        {
+            **base,
+            "scheduler": scheduler,
+            "steps": steps,
+            "guidance": guidance,
+            "num_shards": job.num_shards,
+            "shard_index": job.shard_index,
+        },
+    )
     images = output_dir or path.with_name(f"{path.stem}_images")
     check_writable_folder(images, "--output-dir")
-    settings = {"seed": seed, "batch_size": job.batch_size, "scheduler": scheduler, "steps": steps, "guidance": guidance,
-                "model": base["model"], "model_name": base["model_name"], "model_version": base["model_version"],
-                "diffdis_version": __version__}  # fmt: skip
+    settings = {
+        "seed": seed,
+        "batch_size": job.batch_size,
+        "scheduler": scheduler,
+        "steps": steps,
+        "guidance": guidance,
+        "model": base["model"],
+        "model_name": base["model_name"],
+        "model_version": base["model_version"],
+        "diffdis_version": __version__,
+    }
     have = existing(images, job.prompts, job.blocks, settings)  # images of other settings are refused here
     with (no_progress if is_saved(job.reference) else progress)("reference features") as update:
-        ref = reference_statistics(job.reference if job.reference is not None else job.data, features, job.max_reference,
-                                   job.data_format, job.image_root, callback=update)  # fmt: skip
+        ref = reference_statistics(
+            job.reference if job.reference is not None else job.data,
+            features,
+            job.max_reference,
+            job.data_format,
+            job.image_root,
+            callback=update,
+        )
     with progress("generating") as update:
         made, seconds = generate_missing(pipe, job.prompts, images, job.blocks, settings, have, update)
     with progress("scoring") as update:
-        metrics, stats = score_images(pipe, images, job.prompts, job.blocks, features, job.rows, clip, seed,
-                                      job.batch_size, update)  # fmt: skip
-    record = {**base, "prompts": job.spec, "num_prompts": job.num_prompts, "reference": ref.source,
-              "max_reference": job.max_reference, "features": features.name, "features_id": features.identity,
-              "clip_model": None if clip_model is None else str(clip_model), "scheduler": scheduler, "steps": steps,
-              "guidance": guidance, "batch_size": job.batch_size, "num_shards": job.num_shards,
-              "shard_index": job.shard_index, "fid": fid(stats, ref), **metrics, "n": stats.n, "n_reference": ref.n,
-              "n_generated": made, "seconds": seconds, "seconds_per_image": seconds / made if made else None,
-              "images": str(images)}  # fmt: skip
+        metrics, stats = score_images(
+            pipe, images, job.prompts, job.blocks, features, job.rows, clip, seed, job.batch_size, update
+        )
+    record = {
+        **base,
+        "prompts": job.spec,
+        "num_prompts": job.num_prompts,
+        "reference": ref.source,
+        "max_reference": job.max_reference,
+        "features": features.name,
+        "features_id": features.identity,
+        "clip_model": None if clip_model is None else str(clip_model),
+        "scheduler": scheduler,
+        "steps": steps,
+        "guidance": guidance,
+        "batch_size": job.batch_size,
+        "num_shards": job.num_shards,
+        "shard_index": job.shard_index,
+        "fid": fid(stats, ref),
+        **metrics,
+        "n": stats.n,
+        "n_reference": ref.n,
+        "n_generated": made,
+        "seconds": seconds,
+        "seconds_per_image": seconds / made if made else None,
+        "images": str(images),
+    }
     if job.num_shards > 1:  # what `eval build` pools to give the FID of all shards
-        stats_path = save_shard_stats(path.with_name(f"{path.stem}_features.npz"),
-                                      statistics_of(stats, features.name, features.identity, str(images)), ref)  # fmt: skip
+        stats_path = save_shard_stats(
+            path.with_name(f"{path.stem}_features.npz"),
+            statistics_of(stats, features.name, features.identity, str(images)),
+            ref,
+        )
         record["features_stats"] = stats_path.name
     record["grid"] = str(save_png(sample_grid(images, job.blocks, len(job.prompts)), grid or path.with_suffix(".png")))
     write_record(record, path)

@@ -47,24 +47,39 @@ def kept(path: Path, expected: dict[str, Any]) -> bool:
     try:
         record = read_png_record(path)
     except (OSError, UnidentifiedImageError, ValueError, DiffDisError) as err:
-        raise DiffDisError(f"{path} is not an image this command wrote ({err}); delete it or choose another --output-dir") from None
+        raise DiffDisError(
+            f"{path} is not an image this command wrote ({err}); delete it or choose another --output-dir"
+        ) from None
     differ = [k for k in SETTINGS if record.get(k) != expected[k]]
     if differ:
         k = differ[0]
-        raise DiffDisError(f"{path} was made with {k} {record.get(k)!r}, this run has {expected[k]!r}; use the same "
-                           "settings to resume, or another --output-dir")  # fmt: skip
+        raise DiffDisError(
+            f"{path} was made with {k} {record.get(k)!r}, this run has {expected[k]!r}; use the same "
+            "settings to resume, or another --output-dir"
+        )
     return True
 
 
 def existing(folder: Path, prompts: Sequence[str], my_blocks: Sequence[range], settings: dict[str, Any]) -> set[int]:
     """The indices of `my_blocks` whose image is on disk already (checked before any work: a file made with other
     settings is an error)."""
-    return {i for block in my_blocks for i in block
-            if kept(image_path(folder, i, len(prompts)), _record(prompts, i, settings))}  # fmt: skip
+    return {
+        i
+        for block in my_blocks
+        for i in block
+        if kept(image_path(folder, i, len(prompts)), _record(prompts, i, settings))
+    }
 
 
-def generate_missing(pipe: Any, prompts: Sequence[str], folder: Path, my_blocks: Sequence[range], settings: dict[str, Any],
-                     have: set[int], callback: Callable[[int, int], None] | None = None) -> tuple[int, float]:  # fmt: skip
+def generate_missing(
+    pipe: Any,
+    prompts: Sequence[str],
+    folder: Path,
+    my_blocks: Sequence[range],
+    settings: dict[str, Any],
+    have: set[int],
+    callback: Callable[[int, int], None] | None = None,
+) -> tuple[int, float]:
     """Write every image of `my_blocks` not in `have` (from `existing`); (images made, seconds spent making them).
     `settings`: seed, batch_size, scheduler, steps, guidance, model, model_version (and anything else to record)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,9 +90,13 @@ def generate_missing(pipe: Any, prompts: Sequence[str], folder: Path, my_blocks:
         if missing:
             chunk = [prompts[i] for i in block]
             start = time.perf_counter()
-            images = pipe.generate(chunk + [chunk[-1]] * (batch_size - len(chunk)), num_inference_steps=settings["steps"],
-                                   guidance_scale=settings["guidance"], scheduler=settings["scheduler"],
-                                   seed=settings["seed"] + block.start // batch_size)  # fmt: skip
+            images = pipe.generate(
+                chunk + [chunk[-1]] * (batch_size - len(chunk)),
+                num_inference_steps=settings["steps"],
+                guidance_scale=settings["guidance"],
+                scheduler=settings["scheduler"],
+                seed=settings["seed"] + block.start // batch_size,
+            )
             seconds += time.perf_counter() - start
             for i in missing:
                 save_png(images[i - block.start], image_path(folder, i, len(prompts)), _record(prompts, i, settings))

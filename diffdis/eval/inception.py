@@ -37,8 +37,14 @@ SIZE = 299
 class BasicConv2d(nn.Module):
     """Conv (no bias) + BatchNorm (eps 1e-3) + ReLU: the unit every Inception block is made of."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int | tuple[int, int], stride: int = 1,
-                 padding: int | tuple[int, int] = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(cout, eps=0.001)
@@ -219,13 +225,16 @@ def resize_bicubic_pil(x: torch.Tensor, height: int, width: int) -> torch.Tensor
     return torch.from_numpy(out.clip(0, 255)).to(x.device)
 
 
-def load_fid_inception(path: str | Path, style: str = "torch-fidelity",
-                       device: str | torch.device = "cpu") -> FIDInceptionV3:  # fmt: skip
+def load_fid_inception(
+    path: str | Path, style: str = "torch-fidelity", device: str | torch.device = "cpu"
+) -> FIDInceptionV3:
     """The FID network with the weights in `path` (.pth as pytorch-fid / torch-fidelity ship it, or .safetensors),
     in fp32 on `device` (FID features in a lower precision would not be comparable with published ones)."""
     path = Path(path)
     if not path.is_file():
-        raise DiffDisError(f"--inception-weights {path}: no such file (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)")
+        raise DiffDisError(
+            f"--inception-weights {path}: no such file (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)"
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -234,7 +243,9 @@ def load_fid_inception(path: str | Path, style: str = "torch-fidelity",
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        raise DiffDisError(f"--inception-weights {path}: cannot read it as a torch state dict ({type(err).__name__})") from err
+        raise DiffDisError(
+            f"--inception-weights {path}: cannot read it as a torch state dict ({type(err).__name__})"
+        ) from err
     model = FIDInceptionV3(style)
     if not isinstance(state, dict):
         raise DiffDisError(f"--inception-weights {path}: holds a {type(state).__name__}, not a state dict")
@@ -247,8 +258,10 @@ def load_fid_inception(path: str | Path, style: str = "torch-fidelity",
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     if missing or extra or wrong:
         example = (missing or extra or wrong)[0]
-        raise DiffDisError(f"--inception-weights {path}: not the FID Inception-v3 (pt_inception-2015-12-05) weights: "
-                           f"{len(missing)} missing, {len(extra)} unexpected, {len(wrong)} misshapen keys (e.g. {example})")  # fmt: skip
+        raise DiffDisError(
+            f"--inception-weights {path}: not the FID Inception-v3 (pt_inception-2015-12-05) weights: "
+            f"{len(missing)} missing, {len(extra)} unexpected, {len(wrong)} misshapen keys (e.g. {example})"
+        )
     model.load_state_dict(state)
     return model.to(device).eval().requires_grad_(False)
 
@@ -282,7 +295,10 @@ def inception_features(model: FIDInceptionV3, batch_size: int = 32):
     def extract(images: Sequence[Image.Image]) -> np.ndarray:
         out = []
         for start in range(0, len(images), batch_size):
-            chunk = [torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1) for im in images[start : start + batch_size]]
+            chunk = [
+                torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
+                for im in images[start : start + batch_size]
+            ]
             # each image is resized on its own, so images of different sizes can share a batch
             x = torch.cat([model.preprocess(p[None]) for p in chunk])
             out.append(model.trunk(x).float().cpu().numpy().astype(np.float64))

@@ -184,7 +184,9 @@ def save_judge(judge: Judge, directory: str | Path) -> Path:
     """config.json + model.safetensors (fp32, a few MB at most)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(json.dumps(dataclasses.asdict(judge.config), indent=2) + "\n", encoding="utf-8")
+    (directory / "config.json").write_text(
+        json.dumps(dataclasses.asdict(judge.config), indent=2) + "\n", encoding="utf-8"
+    )
     state = {k: v.detach().cpu().contiguous() for k, v in judge.state_dict().items()}
     save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
     return directory

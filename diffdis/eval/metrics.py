@@ -45,8 +45,9 @@ def mean_per_class_recall(logits: Tensor, targets: Tensor) -> float:
     return torch.stack(recalls).mean().item() if recalls else float("nan")
 
 
-def retrieval_recall(scores: Tensor, text_image: Tensor | None = None, ks: Sequence[int] = (1, 5, 10),
-                     positive: Tensor | None = None) -> dict[str, float]:  # fmt: skip
+def retrieval_recall(
+    scores: Tensor, text_image: Tensor | None = None, ks: Sequence[int] = (1, 5, 10), positive: Tensor | None = None
+) -> dict[str, float]:
     """Recall@k both ways for scores (N_images, N_texts), where text j describes image `text_image[j]`, or,
     given `positive` (N_images, N_texts bool), where text j describes every image i with positive[i, j].
 
@@ -62,9 +63,13 @@ def retrieval_recall(scores: Tensor, text_image: Tensor | None = None, ks: Seque
     if positive is None:
         text_image = text_image.to(scores.device).long()
         if text_image.shape != (num_texts,):
-            raise DiffDisError(f"text_image needs one image index per text ({num_texts}), got shape {tuple(text_image.shape)}")
+            raise DiffDisError(
+                f"text_image needs one image index per text ({num_texts}), got shape {tuple(text_image.shape)}"
+            )
         if text_image.min() < 0 or text_image.max() >= num_images:
-            raise DiffDisError(f"text_image indices must be in [0, {num_images}); each names the image a text describes")
+            raise DiffDisError(
+                f"text_image indices must be in [0, {num_images}); each names the image a text describes"
+            )
         positive = torch.zeros(num_images, num_texts, dtype=torch.bool, device=scores.device)
         positive[text_image, torch.arange(num_texts, device=scores.device)] = True
     elif positive.shape != scores.shape:

@@ -24,34 +24,131 @@ from diffdis.eval.classify import metrics_from_samples
 from diffdis.eval.generate import merge_generation
 from diffdis.eval.retrieve import merge_retrieval
 
-RUN_KEYS = ("task", "method", "model", "data", "labels", "templates", "label_column", "scheduler", "steps",
-            "guidance", "seed", "dc_timesteps", "dc_keep", "max_samples", "num_shards", "text_column",
-            "num_prompts", "batch_size", "reference", "max_reference", "features", "clip_model")  # fmt: skip
+RUN_KEYS = (
+    "task",
+    "method",
+    "model",
+    "data",
+    "labels",
+    "templates",
+    "label_column",
+    "scheduler",
+    "steps",
+    "guidance",
+    "seed",
+    "dc_timesteps",
+    "dc_keep",
+    "max_samples",
+    "num_shards",
+    "text_column",
+    "num_prompts",
+    "batch_size",
+    "reference",
+    "max_reference",
+    "features",
+    "clip_model",
+)
 FIRST_COLUMNS = ("task", "method", "model", "data", "labels", "scheduler", "steps", "guidance", "seed", "n")
 HIDDEN = {"samples", "shard_index", "num_shards", "created"}
 DEFAULT_OUTPUT = "results/{task}_{data}_{scheduler}_{steps}.json"
 
 # ---- what a record holds: the keys every record of a task has, in the order its writer puts them, and the
 # keys only some have. Checked against the writers (diffdis.eval.sweep, diffdis.eval.generate_run) by the tests.
-RUN_FIELDS = ("task", "method", "model", "model_name", "model_version", "data", "seed", "diffdis_version", "device",
-              "dtype", "created")  # fmt: skip
-_RECALL = tuple(f"{name}{k}" for k in (1, 5, 10) for name in ("image_to_text_R@", "text_to_image_R@",
-                                                              "text_retrieval_recall@", "image_retrieval_recall@"))  # fmt: skip
-_WORLD_VIEWS = tuple(f"{view}_{way}_R@{k}" for view in ("any_true", "own_caption_ceiling") for k in (1, 5, 10)
-                     for way in ("image_to_text", "text_to_image"))  # fmt: skip
+RUN_FIELDS = (
+    "task",
+    "method",
+    "model",
+    "model_name",
+    "model_version",
+    "data",
+    "seed",
+    "diffdis_version",
+    "device",
+    "dtype",
+    "created",
+)
+_RECALL = tuple(
+    f"{name}{k}"
+    for k in (1, 5, 10)
+    for name in ("image_to_text_R@", "text_to_image_R@", "text_retrieval_recall@", "image_retrieval_recall@")
+)
+_WORLD_VIEWS = tuple(
+    f"{view}_{way}_R@{k}"
+    for view in ("any_true", "own_caption_ceiling")
+    for k in (1, 5, 10)
+    for way in ("image_to_text", "text_to_image")
+)
 RECORD_KEYS: dict[str, tuple[str, ...]] = {
-    "classify": (*RUN_FIELDS, "labels", "templates", "label_column", "num_classes", "max_samples", "num_shards",
-                 "shard_index", "n", "scheduler", "steps", "guidance", "acc1", "acc5", "mean_per_class_recall",
-                 "seconds", "seconds_per_image", "samples"),
-    "retrieve": (*RUN_FIELDS, "text_column", "max_samples", "num_shards", "shard_index", "n", "scheduler", "steps",
-                 "guidance", *_RECALL, "num_texts", "seconds", "seconds_per_image"),
-    "generate": (*RUN_FIELDS, "prompts", "num_prompts", "reference", "max_reference", "features", "features_id",
-                 "clip_model", "scheduler", "steps", "guidance", "batch_size", "num_shards", "shard_index", "fid",
-                 "diffdis_score", "n", "n_reference", "n_generated", "seconds", "seconds_per_image", "images", "grid"),
-}  # fmt: skip
+    "classify": (
+        *RUN_FIELDS,
+        "labels",
+        "templates",
+        "label_column",
+        "num_classes",
+        "max_samples",
+        "num_shards",
+        "shard_index",
+        "n",
+        "scheduler",
+        "steps",
+        "guidance",
+        "acc1",
+        "acc5",
+        "mean_per_class_recall",
+        "seconds",
+        "seconds_per_image",
+        "samples",
+    ),
+    "retrieve": (
+        *RUN_FIELDS,
+        "text_column",
+        "max_samples",
+        "num_shards",
+        "shard_index",
+        "n",
+        "scheduler",
+        "steps",
+        "guidance",
+        *_RECALL,
+        "num_texts",
+        "seconds",
+        "seconds_per_image",
+    ),
+    "generate": (
+        *RUN_FIELDS,
+        "prompts",
+        "num_prompts",
+        "reference",
+        "max_reference",
+        "features",
+        "features_id",
+        "clip_model",
+        "scheduler",
+        "steps",
+        "guidance",
+        "batch_size",
+        "num_shards",
+        "shard_index",
+        "fid",
+        "diffdis_score",
+        "n",
+        "n_reference",
+        "n_generated",
+        "seconds",
+        "seconds_per_image",
+        "images",
+        "grid",
+    ),
+}
 OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {
     # diffdis and clip runs: the query sampler's cost; diffusion-classifier runs: its own settings and cost
-    "classify": ("seconds_label_embeddings", "query_passes_per_image", "dc_timesteps", "dc_keep", "unet_passes_per_image"),
+    "classify": (
+        "seconds_label_embeddings",
+        "query_passes_per_image",
+        "dc_timesteps",
+        "dc_keep",
+        "unet_passes_per_image",
+    ),
     # a shard's per-sample results; on the built-in world only, two more views of the same scores
     "retrieve": ("samples", *_WORLD_VIEWS),
     # with --clip-model; on prompts whose rows name an object; a sharded run's feature statistics file
@@ -63,10 +160,17 @@ def run_fields(pipe: Any, model: str | Path | None, data: str, seed: int) -> dic
     """What every record says about the run (RUN_FIELDS but task and method): model, data, seed, versions,
     device, when. `model` is what the record names as the model (the --model folder; None: "default")."""
     card = pipe.card
-    return {"model": str(model) if model is not None else "default", "model_name": card.get("name", ""),
-            "model_version": card.get("model_version", ""), "data": data, "seed": seed, "diffdis_version": __version__,
-            "device": str(pipe.device), "dtype": str(pipe.dtype).removeprefix("torch."),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    return {
+        "model": str(model) if model is not None else "default",
+        "model_name": card.get("name", ""),
+        "model_version": card.get("model_version", ""),
+        "data": data,
+        "seed": seed,
+        "diffdis_version": __version__,
+        "device": str(pipe.device),
+        "dtype": str(pipe.dtype).removeprefix("torch."),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def output_path(template: str, **fields: Any) -> Path:
@@ -78,16 +182,27 @@ def output_path(template: str, **fields: Any) -> Path:
     except (KeyError, IndexError) as err:
         raise DiffDisError(f"--output {template!r} names an unknown field {err}; use {sorted(safe)}") from err
     if fields.get("num_shards", 1) > 1 and "{shard}" not in template:
-        path = path.with_name(f"{path.stem}_shard{fields['shard_index']}of{fields['num_shards']}{path.suffix or '.json'}")
+        path = path.with_name(
+            f"{path.stem}_shard{fields['shard_index']}of{fields['num_shards']}{path.suffix or '.json'}"
+        )
     return path
 
 
 def record_path(template: str, record: dict[str, Any]) -> Path:
     """Where the --output `template` puts `record`: its task, data, sampler, method and shard fill the fields."""
     shard = record.get("shard_index", 0)
-    return output_path(template, task=record["task"], data=record["data"], scheduler=record["scheduler"],
-                       steps=record["steps"], method=record["method"], guidance=record["guidance"], shard=shard,
-                       num_shards=record.get("num_shards", 1), shard_index=shard)  # fmt: skip
+    return output_path(
+        template,
+        task=record["task"],
+        data=record["data"],
+        scheduler=record["scheduler"],
+        steps=record["steps"],
+        method=record["method"],
+        guidance=record["guidance"],
+        shard=shard,
+        num_shards=record.get("num_shards", 1),
+        shard_index=shard,
+    )
 
 
 def write_record(record: dict[str, Any], path: Path) -> Path:
@@ -122,11 +237,14 @@ def _merge(shards: list[dict[str, Any]], allow_partial: bool) -> dict[str, Any]:
     total = int(first.get("num_shards", 1))
     seen = sorted({int(r.get("shard_index", 0)) for r in shards})
     if len(seen) != len(shards):
-        raise DiffDisError(f"the same run (or shard) is in several files, {[r['_path'] for r in shards]}; give each once")
+        raise DiffDisError(
+            f"the same run (or shard) is in several files, {[r['_path'] for r in shards]}; give each once"
+        )
     missing = sorted(set(range(total)) - set(seen))
     if missing and not allow_partial:
         raise DiffDisError(
-            f"{first['_path']}: shards {missing} of {total} are missing; run them (--shard-index) or pass --allow-partial"
+            f"{first['_path']}: shards {missing} of {total} are "
+            "missing; run them (--shard-index) or pass --allow-partial"
         )
     if total == 1:
         return first
@@ -144,8 +262,13 @@ def _merge_classification(shards: list[dict[str, Any]]) -> dict[str, Any]:
             values.extend(r["samples"][key])
     n = len(samples["target"])
     seconds = sum(float(r.get("seconds", 0.0)) for r in shards)
-    merged = {**first, **metrics_from_samples(samples, int(first["num_classes"])), "n": n, "seconds": seconds,
-              "seconds_per_image": seconds / n}  # fmt: skip
+    merged = {
+        **first,
+        **metrics_from_samples(samples, int(first["num_classes"])),
+        "n": n,
+        "seconds": seconds,
+        "seconds_per_image": seconds / n,
+    }
     if "unet_passes_per_image" in first:
         merged["unet_passes_per_image"] = sum(r["unet_passes_per_image"] * r["n"] for r in shards) / n
     return merged
@@ -173,8 +296,12 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> list[str]:
     keys = {k for r in rows for k in r if k not in HIDDEN and not k.startswith("_")}
     columns = [c for c in FIRST_COLUMNS if c in keys] + sorted(keys - set(FIRST_COLUMNS))
     path.parent.mkdir(parents=True, exist_ok=True)
-    order = sorted(rows, key=lambda r: tuple(str(r.get(c, "")) for c in ("task", "method", "data", "scheduler"))
-                   + (float(r.get("steps") or 0),))  # fmt: skip
+    order = sorted(
+        rows,
+        key=lambda r: (
+            tuple(str(r.get(c, "")) for c in ("task", "method", "data", "scheduler")) + (float(r.get("steps") or 0),)
+        ),
+    )
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -196,7 +323,9 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path, metric: str = "acc1") 
         raise DiffDisError("plotting needs matplotlib: pip install 'diffdis[eval]'") from err
     runs = [r for r in rows if isinstance(r.get(metric), int | float) and r.get("steps") is not None]
     if not runs:
-        raise DiffDisError(f"no results with {metric!r} to plot (classify: acc1, acc5; retrieve: image_to_text_R@1, ...)")
+        raise DiffDisError(
+            f"no results with {metric!r} to plot (classify: acc1, acc5; retrieve: image_to_text_R@1, ...)"
+        )
     diffdis_runs = [r for r in runs if r.get("method", "diffdis") == "diffdis"]
     varying = [k for k in ("data", "labels", "guidance", "model") if len({str(r.get(k)) for r in diffdis_runs}) > 1]
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)

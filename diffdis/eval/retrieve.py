@@ -58,13 +58,18 @@ def run_retrieval(
     scores = (queries.to(text_queries.device) @ text_queries.T.float()).cpu()  # (N_images, N_texts), for CPU metrics
     timing = {"num_texts": len(texts), "seconds": seconds, "seconds_per_image": seconds / len(images)}
     if not sharded:
-        return {**retrieval_recall(scores, torch.tensor(text_image), ks),
-                **world_truth_recall(data.rows, texts, text_image, scores, ks), **timing}  # fmt: skip
+        return {
+            **retrieval_recall(scores, torch.tensor(text_image), ks),
+            **world_truth_recall(data.rows, texts, text_image, scores, ks),
+            **timing,
+        }
     samples = shard_samples(scores, indices, text_image, max(ks))
     return {**recall_from_samples([samples], ks), **timing, "samples": samples}
 
 
-def shard_samples(scores: torch.Tensor, image_index: list[int], text_image: list[int], top: int = 10) -> dict[str, list]:
+def shard_samples(
+    scores: torch.Tensor, image_index: list[int], text_image: list[int], top: int = 10
+) -> dict[str, list]:
     """What a shard of images contributes to Recall@k over all shards: each image's best rank among all texts
     (image->text is complete within a shard), and each text's `top` best images of this shard with their scores
     (text->image: the best of all shards is the best of each shard's best). Ties rank the lower index first."""
@@ -77,9 +82,13 @@ def shard_samples(scores: torch.Tensor, image_index: list[int], text_image: list
         ranks += position.masked_fill(~own, order.shape[1]).min(dim=1).values.tolist()
     best = torch.sort(scores.T, dim=1, descending=True, stable=True)
     k = min(top, len(image_index))
-    return {"image_index": list(image_index), "image_rank": ranks, "text_image": list(text_image),
-            "text_top": torch.tensor(image_index)[best.indices[:, :k]].tolist(),
-            "text_top_scores": best.values[:, :k].tolist()}  # fmt: skip
+    return {
+        "image_index": list(image_index),
+        "image_rank": ranks,
+        "text_image": list(text_image),
+        "text_top": torch.tensor(image_index)[best.indices[:, :k]].tolist(),
+        "text_top_scores": best.values[:, :k].tolist(),
+    }
 
 
 def recall_from_samples(shards: list[dict[str, list]], ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
@@ -116,12 +125,22 @@ def merge_retrieval(shards: list[dict[str, Any]]) -> dict[str, Any]:
     n = sum(len(r["samples"]["image_index"]) for r in shards)
     seconds = sum(float(r.get("seconds", 0.0)) for r in shards)
     merged = {k: v for k, v in shards[0].items() if not k.startswith(("any_true_", "own_caption_ceiling_"))}
-    return {**merged, **recall_from_samples([r["samples"] for r in shards]), "n": n, "seconds": seconds,
-            "seconds_per_image": seconds / n}  # fmt: skip
+    return {
+        **merged,
+        **recall_from_samples([r["samples"] for r in shards]),
+        "n": n,
+        "seconds": seconds,
+        "seconds_per_image": seconds / n,
+    }
 
 
-def world_truth_recall(rows: list[dict[str, Any]], texts: list[str], text_image: list[int], scores: torch.Tensor,
-                       ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:  # fmt: skip
+def world_truth_recall(
+    rows: list[dict[str, Any]],
+    texts: list[str],
+    text_image: list[int],
+    scores: torch.Tensor,
+    ks: tuple[int, ...] = (1, 5, 10),
+) -> dict[str, float]:
     """On the built-in world (rows with object, colour, background, size and position), two more views of the
     same scores: `any_true_*` counts any caption true of the image (and any image the caption is true of) as a
     hit, and `own_caption_ceiling_*` is the best the own-caption figures can be (see diffdis.data.world_truth).
@@ -133,6 +152,10 @@ def world_truth_recall(rows: list[dict[str, Any]], texts: list[str], text_image:
     except DiffDisError:
         return {}
     any_true = retrieval_recall(scores, positive=truth, ks=ks)
-    ceiling = own_caption_ceiling(truth, torch.tensor(text_image), ks) if len(set(text_image)) == len(text_image) else {}
-    return {**{f"any_true_{k}": v for k, v in any_true.items() if "_R@" in k},
-            **{f"own_caption_ceiling_{k}": v for k, v in ceiling.items()}}  # fmt: skip
+    ceiling = (
+        own_caption_ceiling(truth, torch.tensor(text_image), ks) if len(set(text_image)) == len(text_image) else {}
+    )
+    return {
+        **{f"any_true_{k}": v for k, v in any_true.items() if "_R@" in k},
+        **{f"own_caption_ceiling_{k}": v for k, v in ceiling.items()},
+    }

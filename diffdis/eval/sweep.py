@@ -81,8 +81,12 @@ class SamplerGrid:
 
     def runs(self, inference: Any) -> list[tuple[str, int, float]]:
         """(scheduler, steps, guidance) of every run, schedulers outermost; defaults from `inference`."""
-        return [(s, n, g) for s in self.schedulers or [inference.query_scheduler]
-                for n in self.steps or [inference.query_steps] for g in self.scales(inference)]  # fmt: skip
+        return [
+            (s, n, g)
+            for s in self.schedulers or [inference.query_scheduler]
+            for n in self.steps or [inference.query_steps]
+            for g in self.scales(inference)
+        ]
 
 
 def check_shard(num_shards: int, shard_index: int) -> None:
@@ -90,22 +94,33 @@ def check_shard(num_shards: int, shard_index: int) -> None:
         raise UsageError(f"--shard-index {shard_index} must be below --num-shards {num_shards}")
 
 
-def check_options(task: str, method: str, num_shards: int, shard_index: int, schedulers: str | None = None,
-                  steps: str | None = None, guidance: str | None = None) -> SamplerGrid:  # fmt: skip
+def check_options(
+    task: str,
+    method: str,
+    num_shards: int,
+    shard_index: int,
+    schedulers: str | None = None,
+    steps: str | None = None,
+    guidance: str | None = None,
+) -> SamplerGrid:
     """Refuse a bad method, shard or sampler option before anything loads; the parsed grid. The Diffusion
     Classifier has no query sampler (its options are ignored) and CLIP takes none (they are refused)."""
     methods = METHODS[task]
     if method not in methods:
         raise UsageError(f"--method must be {', '.join(methods[:-1])} or {methods[-1]}, got {method!r}")
     check_shard(num_shards, shard_index)
-    grid = SamplerGrid.parse(schedulers, steps, guidance) if task == "retrieve" or method == "diffdis" else SamplerGrid()
+    grid = (
+        SamplerGrid.parse(schedulers, steps, guidance) if task == "retrieve" or method == "diffdis" else SamplerGrid()
+    )
     _no_sampler_for_clip(method, (schedulers, steps, guidance))
     return grid
 
 
 def _no_sampler_for_clip(method: str, sampling: Sequence[Any]) -> None:
     if method == "clip" and any(v is not None for v in sampling):
-        raise UsageError("--method clip encodes each image once: drop --scheduler, --num-inference-steps and --guidance-scale")
+        raise UsageError(
+            "--method clip encodes each image once: drop --scheduler, --num-inference-steps and --guidance-scale"
+        )
 
 
 def with_guidance(template: str, scales: Sequence[float]) -> str:
@@ -136,9 +151,18 @@ class ClassifyData:
     shard_index: int = 0
 
 
-def load_classify_data(data: str | EvalData, labels: str, templates: str | None = None, label_column: str | None = None,
-                       drop_unknown: bool = False, data_format: str = "auto", image_root: Path | None = None,
-                       max_samples: int | None = None, num_shards: int = 1, shard_index: int = 0) -> ClassifyData:  # fmt: skip
+def load_classify_data(
+    data: str | EvalData,
+    labels: str,
+    templates: str | None = None,
+    label_column: str | None = None,
+    drop_unknown: bool = False,
+    data_format: str = "auto",
+    image_root: Path | None = None,
+    max_samples: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
+) -> ClassifyData:
     """Labels, templates and the labelled rows of shard `shard_index` of the first `max_samples` rows.
     `labels`: a built-in label set, FILE.txt or a,b,c; `templates`: a built-in set or a file (None: the label set's)."""
     from diffdis.data.label_sets import load_labels, load_templates
@@ -151,14 +175,36 @@ def load_classify_data(data: str | EvalData, labels: str, templates: str | None 
     mine = shard(list(range(len(rows))), num_shards, shard_index)
     if not mine:
         raise UsageError(f"shard {shard_index} of {num_shards} holds no samples: use fewer shards")
-    return ClassifyData(dataset, [rows[i] for i in mine], [targets[i] for i in mine], label_names, template_list, column,
-                        labels, templates, max_samples, num_shards, shard_index)  # fmt: skip
+    return ClassifyData(
+        dataset,
+        [rows[i] for i in mine],
+        [targets[i] for i in mine],
+        label_names,
+        template_list,
+        column,
+        labels,
+        templates,
+        max_samples,
+        num_shards,
+        shard_index,
+    )
 
 
-def classify_sweep(pipe: Any, data: ClassifyData, grid: SamplerGrid | None = None, *, model: str | Path | None = None,
-                   method: str = "diffdis", dc_timesteps: Sequence[int] | None = None, dc_keep: int | None = None,
-                   seed: int = 0, batch_size: int = 64, output: str = DEFAULT_OUTPUT, progress: Progress = no_progress,
-                   log: Callable[[str], None] = lambda message: None) -> list[dict[str, Any]]:  # fmt: skip
+def classify_sweep(
+    pipe: Any,
+    data: ClassifyData,
+    grid: SamplerGrid | None = None,
+    *,
+    model: str | Path | None = None,
+    method: str = "diffdis",
+    dc_timesteps: Sequence[int] | None = None,
+    dc_keep: int | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    output: str = DEFAULT_OUTPUT,
+    progress: Progress = no_progress,
+    log: Callable[[str], None] = lambda message: None,
+) -> list[dict[str, Any]]:
     """Zero-shot classification records, each written where `output` puts it (with its "path" added): one per
     sampler of `grid` (diffdis; clip: one run), or per timestep count of `dc_timesteps` (diffusion-classifier,
     None: 25; pruned to the `dc_keep` best classes after a first round). `pipe`: a DiffDisPipeline, or a
@@ -168,14 +214,25 @@ def classify_sweep(pipe: Any, data: ClassifyData, grid: SamplerGrid | None = Non
     check_options("classify", method, data.num_shards, data.shard_index)
     _no_sampler_for_clip(method, (grid.schedulers, grid.steps, grid.guidance))
     images = data.dataset.images(data.rows)
-    base = {"task": "classify", "method": method, **run_fields(pipe, model, data.dataset.name, seed),
-            "labels": data.label_set, "templates": data.template_set or "default", "label_column": data.label_column,
-            "num_classes": len(data.labels), "max_samples": data.max_samples, "num_shards": data.num_shards,
-            "shard_index": data.shard_index, "n": len(data.rows)}  # fmt: skip
+    base = {
+        "task": "classify",
+        "method": method,
+        **run_fields(pipe, model, data.dataset.name, seed),
+        "labels": data.label_set,
+        "templates": data.template_set or "default",
+        "label_column": data.label_column,
+        "num_classes": len(data.labels),
+        "max_samples": data.max_samples,
+        "num_shards": data.num_shards,
+        "shard_index": data.shard_index,
+        "n": len(data.rows),
+    }
     warm_up(pipe, images)
     if method == "diffusion-classifier":
-        return [_diffusion_classifier_run(pipe, images, data, base, n, dc_keep, batch_size, output, log)
-                for n in dc_timesteps or [25]]  # fmt: skip
+        return [
+            _diffusion_classifier_run(pipe, images, data, base, n, dc_keep, batch_size, output, log)
+            for n in dc_timesteps or [25]
+        ]
     output = with_guidance(output, grid.scales(pipe.inference))
     start = time.perf_counter()
     classifier = pipe.zero_shot_classifier(data.labels, data.templates)  # made once for every sampler
@@ -183,29 +240,55 @@ def classify_sweep(pipe: Any, data: ClassifyData, grid: SamplerGrid | None = Non
     records = []
     for scheduler, n_steps, scale in grid.runs(pipe.inference):
         with progress(f"{scheduler} {n_steps} steps s={scale}") as update:
-            result = run_diffdis(pipe, images, data.targets, data.rows, classifier, scheduler, n_steps, scale, seed,
-                                 batch_size, update)  # fmt: skip
+            result = run_diffdis(
+                pipe, images, data.targets, data.rows, classifier, scheduler, n_steps, scale, seed, batch_size, update
+            )
         # calls of the query network (down + middle blocks and query transformer; no up path) per image
-        record = {**base, "scheduler": scheduler, "steps": n_steps, "guidance": scale,
-                  "query_passes_per_image": n_steps * (1 if scale == 1.0 else 2), **result}  # fmt: skip
+        record = {
+            **base,
+            "scheduler": scheduler,
+            "steps": n_steps,
+            "guidance": scale,
+            "query_passes_per_image": n_steps * (1 if scale == 1.0 else 2),
+            **result,
+        }
         records.append(save_record(record, output))
     return records
 
 
-def _diffusion_classifier_run(pipe: Any, images: list, data: ClassifyData, base: dict[str, Any], n_timesteps: int,
-                              keep: int | None, batch_size: int, output: str,
-                              log: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+def _diffusion_classifier_run(
+    pipe: Any,
+    images: list,
+    data: ClassifyData,
+    base: dict[str, Any],
+    n_timesteps: int,
+    keep: int | None,
+    batch_size: int,
+    output: str,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     """One Diffusion Classifier record: `n_timesteps` UNet passes per class and image (fewer with pruning)."""
     from diffdis.baselines.diffusion_classifier import diffusion_classify
 
     log(f"diffusion classifier: {n_timesteps} timesteps x {len(data.labels)} classes, {len(images)} images")
     start = time.perf_counter()
-    logits, passes = diffusion_classify(pipe, images, data.labels, data.templates, n_timesteps, keep, base["seed"], batch_size)
+    logits, passes = diffusion_classify(
+        pipe, images, data.labels, data.templates, n_timesteps, keep, base["seed"], batch_size
+    )
     seconds = time.perf_counter() - start
-    record = {**base, "scheduler": "dc", "steps": n_timesteps, "guidance": None, "dc_timesteps": n_timesteps,
-              "dc_keep": keep, "unet_passes_per_image": passes, **classification_metrics(logits, torch.tensor(data.targets)),
-              "seconds": seconds, "seconds_per_image": seconds / len(images),
-              "samples": sample_record(logits, data.targets, data.rows)}  # fmt: skip
+    record = {
+        **base,
+        "scheduler": "dc",
+        "steps": n_timesteps,
+        "guidance": None,
+        "dc_timesteps": n_timesteps,
+        "dc_keep": keep,
+        "unet_passes_per_image": passes,
+        **classification_metrics(logits, torch.tensor(data.targets)),
+        "seconds": seconds,
+        "seconds_per_image": seconds / len(images),
+        "samples": sample_record(logits, data.targets, data.rows),
+    }
     return save_record(record, output)
 
 
@@ -223,8 +306,14 @@ class RetrieveData:
     shard_index: int = 0
 
 
-def load_retrieve_data(data: str | EvalData, data_format: str = "auto", image_root: Path | None = None,
-                       max_samples: int | None = None, num_shards: int = 1, shard_index: int = 0) -> RetrieveData:  # fmt: skip
+def load_retrieve_data(
+    data: str | EvalData,
+    data_format: str = "auto",
+    image_root: Path | None = None,
+    max_samples: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
+) -> RetrieveData:
     check_shard(num_shards, shard_index)
     dataset = (data if isinstance(data, EvalData) else load_eval_data(data, data_format, image_root)).head(max_samples)
     mine = shard(list(range(len(dataset))), num_shards, shard_index)
@@ -233,23 +322,52 @@ def load_retrieve_data(data: str | EvalData, data_format: str = "auto", image_ro
     return RetrieveData(dataset, mine, max_samples, num_shards, shard_index)
 
 
-def retrieve_sweep(pipe: Any, data: RetrieveData, grid: SamplerGrid | None = None, *, model: str | Path | None = None,
-                   method: str = "diffdis", text_column: str = "text", seed: int = 0, batch_size: int = 64,
-                   output: str = DEFAULT_OUTPUT, progress: Progress = no_progress) -> list[dict[str, Any]]:  # fmt: skip
+def retrieve_sweep(
+    pipe: Any,
+    data: RetrieveData,
+    grid: SamplerGrid | None = None,
+    *,
+    model: str | Path | None = None,
+    method: str = "diffdis",
+    text_column: str = "text",
+    seed: int = 0,
+    batch_size: int = 64,
+    output: str = DEFAULT_OUTPUT,
+    progress: Progress = no_progress,
+) -> list[dict[str, Any]]:
     """Image-text retrieval records (Recall@1/5/10 both ways), one per sampler of `grid`, each written where
     `output` puts it (with its "path" added). `pipe`, `model`: as for `classify_sweep`."""
     grid = grid or SamplerGrid()
     check_options("retrieve", method, data.num_shards, data.shard_index)
     _no_sampler_for_clip(method, (grid.schedulers, grid.steps, grid.guidance))
     warm_up(pipe, data.dataset.images(data.indices[:1]))
-    base = {"task": "retrieve", "method": method, **run_fields(pipe, model, data.dataset.name, seed),
-            "text_column": text_column, "max_samples": data.max_samples, "num_shards": data.num_shards,
-            "shard_index": data.shard_index, "n": len(data.indices)}  # fmt: skip
+    base = {
+        "task": "retrieve",
+        "method": method,
+        **run_fields(pipe, model, data.dataset.name, seed),
+        "text_column": text_column,
+        "max_samples": data.max_samples,
+        "num_shards": data.num_shards,
+        "shard_index": data.shard_index,
+        "n": len(data.indices),
+    }
     output = with_guidance(output, grid.scales(pipe.inference))
     records = []
     for scheduler, n_steps, scale in grid.runs(pipe.inference):
         with progress(f"{scheduler} {n_steps} steps s={scale}") as update:
-            result = run_retrieval(pipe, data.dataset, scheduler, n_steps, scale, seed, batch_size, text_column,
-                                   callback=update, indices=data.indices if data.num_shards > 1 else None)  # fmt: skip
-        records.append(save_record({**base, "scheduler": scheduler, "steps": n_steps, "guidance": scale, **result}, output))
+            result = run_retrieval(
+                pipe,
+                data.dataset,
+                scheduler,
+                n_steps,
+                scale,
+                seed,
+                batch_size,
+                text_column,
+                callback=update,
+                indices=data.indices if data.num_shards > 1 else None,
+            )
+        records.append(
+            save_record({**base, "scheduler": scheduler, "steps": n_steps, "guidance": scale, **result}, output)
+        )
     return records

@@ -56,7 +56,9 @@ def autoencoder_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype == torch.float16 else dtype
 
 
-def build_autoencoder(vae_config: dict[str, Any] | None, patch_size: int = 1) -> IdentityAutoencoder | LatentAutoencoder:
+def build_autoencoder(
+    vae_config: dict[str, Any] | None, patch_size: int = 1
+) -> IdentityAutoencoder | LatentAutoencoder:
     if vae_config is None:
         return IdentityAutoencoder(patch_size)
     return LatentAutoencoder(AutoencoderKL(**vae_config))

@@ -59,11 +59,25 @@ class ClipBaselineConfig:
 
 
 def build_clip(cfg: ClipBaselineConfig, tokenizer) -> CLIPModel:
-    text = dict(vocab_size=len(tokenizer), hidden_size=cfg.text_width, intermediate_size=4 * cfg.text_width,
-                num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.heads, max_position_embeddings=cfg.max_length,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    vision = dict(hidden_size=cfg.vision_width, intermediate_size=4 * cfg.vision_width, num_hidden_layers=cfg.vision_layers,
-                  num_attention_heads=cfg.heads, image_size=cfg.image_size, patch_size=cfg.patch_size)  # fmt: skip
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.text_width,
+        intermediate_size=4 * cfg.text_width,
+        num_hidden_layers=cfg.text_layers,
+        num_attention_heads=cfg.heads,
+        max_position_embeddings=cfg.max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    vision = dict(
+        hidden_size=cfg.vision_width,
+        intermediate_size=4 * cfg.vision_width,
+        num_hidden_layers=cfg.vision_layers,
+        num_attention_heads=cfg.heads,
+        image_size=cfg.image_size,
+        patch_size=cfg.patch_size,
+    )
     return CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=cfg.text_width))
 
 

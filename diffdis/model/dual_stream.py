@@ -57,7 +57,10 @@ class DualStreamBlock(nn.Module):
         return out, self.fc_out(text[:, 0])
 
     def text_only(
-        self, transformer: Transformer2DModel, cached_image: list[tuple[torch.Tensor, torch.Tensor]], query_input: torch.Tensor
+        self,
+        transformer: Transformer2DModel,
+        cached_image: list[tuple[torch.Tensor, torch.Tensor]],
+        query_input: torch.Tensor,
     ) -> torch.Tensor:
         """One-way fusion over a cached image stream: only the text token runs. Returns the new h_e (B, d).
 
@@ -104,7 +107,9 @@ def image_keys_values(attn: Attention, image_normed: torch.Tensor) -> tuple[torc
     return _heads(attn, attn.to_k(image_normed)), _heads(attn, attn.to_v(image_normed))
 
 
-def attend_with_cached(attn: Attention, text_normed: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+def attend_with_cached(
+    attn: Attention, text_normed: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+) -> torch.Tensor:
     """`attn(text_normed, encoder_hidden_states=[text_normed; image])` with the image's keys and values given:
     the same numbers as diffusers' call (plain SD/ViT attention: no q/k norms, residual or rescale). The one
     query token's softmax over [itself; image] is merged from two parts, so the cached keys are never copied."""

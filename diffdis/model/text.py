@@ -96,7 +96,11 @@ class TextEncoder(nn.Module):
     """Wraps a transformers text model; returns (c, e) with e unit-norm."""
 
     def __init__(
-        self, model: PreTrainedModel, pooling: str = "eot", max_length: int | None = None, pad_token_id: int | None = None
+        self,
+        model: PreTrainedModel,
+        pooling: str = "eot",
+        max_length: int | None = None,
+        pad_token_id: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -118,7 +122,9 @@ class TextEncoder(nn.Module):
             out = self.model(input_ids=input_ids)
             condition, pooled = out.last_hidden_state, out.pooler_output  # (B, L, d), (B, d)
         else:  # bidirectional encoders must not attend to pads
-            mask = (input_ids != self.pad_token_id).long() if self.pad_token_id is not None else torch.ones_like(input_ids)
+            mask = (
+                (input_ids != self.pad_token_id).long() if self.pad_token_id is not None else torch.ones_like(input_ids)
+            )
             out = self.model(input_ids=input_ids, attention_mask=mask)
             condition = out.last_hidden_state
             if self.pooling == "mean":

@@ -43,7 +43,9 @@ class QueryTransformer(nn.Module):
     so the image side (and its keys and values) is computed once per image and a sampler step runs one token.
     """
 
-    def __init__(self, query_dim: int, image_channels: int, width: int, layers: int, head_dim: int, one_way: bool = False) -> None:
+    def __init__(
+        self, query_dim: int, image_channels: int, width: int, layers: int, head_dim: int, one_way: bool = False
+    ) -> None:
         super().__init__()
         if width % head_dim:
             raise DiffDisError(f"query transformer width {width} is not a multiple of head dim {head_dim}")
@@ -56,7 +58,9 @@ class QueryTransformer(nn.Module):
         self.norm_out = nn.LayerNorm(width)
         self.predictor = nn.Linear(width, query_dim)
 
-    def forward(self, query_input: torch.Tensor, image: torch.Tensor, run: Callable = _call, record: list | None = None) -> torch.Tensor:
+    def forward(
+        self, query_input: torch.Tensor, image: torch.Tensor, run: Callable = _call, record: list | None = None
+    ) -> torch.Tensor:
         # query_input (B, d); image (B, C, H, W) -> e0_hat (B, d). `run(block, x)` calls a block (or checkpoints it).
         # `record` (one-way): collects each layer's image keys and values for `text_only`.
         image_tokens = self.image_in(image.flatten(2).transpose(1, 2))  # (B, HW, W)
@@ -71,8 +75,9 @@ class QueryTransformer(nn.Module):
         return self.predictor(self.norm_out(tokens[:, 0]))
 
     @staticmethod
-    def _one_way_layer(block: BasicTransformerBlock, image: torch.Tensor, text: torch.Tensor, record: list | None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def _one_way_layer(
+        block: BasicTransformerBlock, image: torch.Tensor, text: torch.Tensor, record: list | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The image tokens go through `block` exactly as `block(image)`; the text token reads them."""
         image_normed, text_normed = block.norm1(image), block.norm1(text)
         if record is not None:
@@ -170,7 +175,9 @@ class DiffDisModel(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.discriminator.logit_scale()
 
-    def predict_noise(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def predict_noise(
+        self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor
+    ) -> torch.Tensor:
         """Generation mode: eps_hat = Phi_u(z_t, t_z, c). No text token: this is SD's UNet forward."""
         return self.unet(noisy_latents, timesteps, encoder_hidden_states=condition).sample
 
@@ -241,4 +248,6 @@ class DiffDisModel(nn.Module):
         for key, transformer in _fusion_sites(self.unet):
             u = hidden_query + noisy_query + query_temb
             hidden_query = self.discriminator.fusion[key].text_only(transformer, cache[key], u)
-        return self.discriminator.query_transformer.text_only(hidden_query + noisy_query + query_temb, cache["query_transformer"])
+        return self.discriminator.query_transformer.text_only(
+            hidden_query + noisy_query + query_temb, cache["query_transformer"]
+        )

@@ -79,12 +79,18 @@ def accumulate(
             queries = _with_live(cached[1], _gather_live(F.normalize(out.text_queries.float(), dim=-1)), j)
             # the logit scale enters every micro-batch's copy of the whole-batch loss: its gradient counts once
             scale = out.logit_scale if j == 0 else out.logit_scale.detach()
-            out = dataclasses.replace(out, predicted_queries=pred[rank].flatten(0, 1), text_queries=queries[rank].flatten(0, 1),
-                                      logit_scale=scale)  # fmt: skip
+            out = dataclasses.replace(
+                out,
+                predicted_queries=pred[rank].flatten(0, 1),
+                text_queries=queries[rank].flatten(0, 1),
+                logit_scale=scale,
+            )
             columns = (pred.flatten(0, 2), queries.flatten(0, 2), rank * rows)
         loss, logs = combine(out, settings, columns, generative_share=1.0 / steps)
         backward(loss)
         for key, value in logs.items():  # L_IG: the micro-batches' mean; L_ITA: the same whole-batch value each time
             totals[key] = totals.get(key, 0.0) + value / steps
-    totals["loss"] = totals.get("loss_generative", 0.0) + settings.loss_alignment_weight * totals.get("loss_alignment", 0.0)
+    totals["loss"] = totals.get("loss_generative", 0.0) + settings.loss_alignment_weight * totals.get(
+        "loss_alignment", 0.0
+    )
     return totals

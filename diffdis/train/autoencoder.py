@@ -70,14 +70,18 @@ class AutoencoderTrainConfig:
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.image_size % 4:
-            raise UsageError(f"image-size must be a multiple of 4 (the autoencoder downsamples by 4), got {self.image_size}")
+            raise UsageError(
+                f"image-size must be a multiple of 4 (the autoencoder downsamples by 4), got {self.image_size}"
+            )
         if not 0 < self.learning_rate < float("inf"):
             raise UsageError(f"learning-rate must be positive, got {self.learning_rate}")
         if not 0 <= self.kl_weight < float("inf"):
             raise UsageError(f"kl-weight must not be negative, got {self.kl_weight}")
 
 
-def autoencoder_loss(vae: AutoencoderKL, images: torch.Tensor, kl_weight: float, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def autoencoder_loss(
+    vae: AutoencoderKL, images: torch.Tensor, kl_weight: float, generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
     posterior = vae.encode(images).latent_dist
     recon = vae.decode(posterior.sample(generator)).sample
     l1, mse = F.l1_loss(recon, images), F.mse_loss(recon, images)
@@ -94,12 +98,23 @@ def latent_std(vae: AutoencoderKL, images: torch.Tensor) -> float:
 class AutoencoderTrainer(TrainingLoop):
     """The autoencoder on the one training loop (checkpoints, resume, logs.jsonl, devices come with it)."""
 
-    def __init__(self, cfg: AutoencoderTrainConfig, resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, cfg: AutoencoderTrainConfig, resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print
+    ) -> None:
         self.cfg = cfg
-        loop = LoopConfig(output_dir=cfg.output_dir, max_steps=cfg.max_steps, batch_size=cfg.batch_size, seed=cfg.seed,
-                          learning_rate=cfg.learning_rate, weight_decay=0.0, warmup_steps=cfg.warmup_steps,
-                          checkpointing_steps=cfg.checkpointing_steps, log_every=cfg.log_every, device=cfg.device,
-                          mixed_precision="no")  # fmt: skip
+        loop = LoopConfig(
+            output_dir=cfg.output_dir,
+            max_steps=cfg.max_steps,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            learning_rate=cfg.learning_rate,
+            weight_decay=0.0,
+            warmup_steps=cfg.warmup_steps,
+            checkpointing_steps=cfg.checkpointing_steps,
+            log_every=cfg.log_every,
+            device=cfg.device,
+            mixed_precision="no",
+        )
         super().__init__(loop, resume_from_checkpoint, log)
 
     def build(self, checkpoint: Path | None, data_state: dict | None) -> None:
@@ -114,9 +129,19 @@ class AutoencoderTrainer(TrainingLoop):
 
     def _data(self, start_step: int, state: dict | None):
         c = self.cfg
-        return training_data(c.data, image_size=c.image_size, batch_size=c.batch_size, seed=c.seed, start_step=start_step,
-                             state=state, image_column=c.image_column, caption_column=c.caption_column, bad_rows=c.bad_rows,
-                             num_workers=c.dataloader_num_workers, log=self.log)  # fmt: skip
+        return training_data(
+            c.data,
+            image_size=c.image_size,
+            batch_size=c.batch_size,
+            seed=c.seed,
+            start_step=start_step,
+            state=state,
+            image_column=c.image_column,
+            caption_column=c.caption_column,
+            bad_rows=c.bad_rows,
+            num_workers=c.dataloader_num_workers,
+            log=self.log,
+        )
 
     def trained_modules(self) -> TrainedModules:
         return TrainedModules(vae=self.vae)
@@ -130,7 +155,9 @@ class AutoencoderTrainer(TrainingLoop):
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         images = batch["pixels"].to(self.device)
         generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step)
-        loss, logs = self.backend.forward(lambda modules: autoencoder_loss(modules.vae, images, self.cfg.kl_weight, generator))
+        loss, logs = self.backend.forward(
+            lambda modules: autoencoder_loss(modules.vae, images, self.cfg.kl_weight, generator)
+        )
         if not torch.isfinite(loss):
             raise DiffDisError(f"the autoencoder loss became {loss.item()} at step {step + 1}; lower --learning-rate")
         self.backend.backward(loss)
@@ -171,7 +198,10 @@ def check_autoencoder_folder(path: str | Path) -> Path:
     """Refuse a --vae that holds no autoencoder before any data loads."""
     folder = Path(path)
     if not (folder / "config.json").is_file():
-        raise UsageError(f"--vae {folder}: no AutoencoderKL folder there (config.json missing); train one with diffdis train-autoencoder")
+        raise UsageError(
+            f"--vae {folder}: no AutoencoderKL folder there (config.json "
+            "missing); train one with diffdis train-autoencoder"
+        )
     return folder
 
 

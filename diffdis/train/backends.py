@@ -30,7 +30,10 @@ def mixed_precision_for(spec: str, device: torch.device, deepspeed: bool) -> str
     if spec == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
     if spec == "fp16" and not deepspeed:
-        raise DiffDisError("--mixed-precision fp16 needs DeepSpeed (--deepspeed zero2, ...) for its loss scaling; the plain loop takes bf16")
+        raise DiffDisError(
+            "--mixed-precision fp16 needs DeepSpeed (--deepspeed zero2, "
+            "...) for its loss scaling; the plain loop takes bf16"
+        )
     return spec
 
 
@@ -41,15 +44,21 @@ def check_lr_scheduler(name: str) -> None:
 
 
 def lr_schedule(loop: Any) -> Callable[[torch.optim.Optimizer], Any]:
-    return lambda optimizer: get_scheduler(loop.lr_scheduler, optimizer, num_warmup_steps=loop.warmup_steps,
-                                           num_training_steps=loop.max_steps)  # fmt: skip
+    return lambda optimizer: get_scheduler(
+        loop.lr_scheduler, optimizer, num_warmup_steps=loop.warmup_steps, num_training_steps=loop.max_steps
+    )
 
 
 def fused_adamw(groups: list[dict[str, Any]], loop: Any, device: torch.device) -> torch.optim.Optimizer:
     # fused AdamW: one kernel over all tensors instead of a Python loop (1-5% of a CPU step, measured)
     fused = device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(groups, lr=loop.learning_rate, betas=(loop.adam_beta1, loop.adam_beta2),
-                             weight_decay=loop.weight_decay, fused=fused)  # fmt: skip
+    return torch.optim.AdamW(
+        groups,
+        lr=loop.learning_rate,
+        betas=(loop.adam_beta1, loop.adam_beta2),
+        weight_decay=loop.weight_decay,
+        fused=fused,
+    )
 
 
 class TrainedModules(nn.Module):
@@ -68,9 +77,16 @@ class TrainedModules(nn.Module):
 class PlainBackend:
     """AdamW over fp32 weights on one device; bf16 autocast as accelerate's mixed precision."""
 
-    def __init__(self, modules: nn.Module, groups: list[dict[str, Any]], loop: Any, device: torch.device, mixed_precision: str,
-                 make_optimizer: Callable[[list[dict[str, Any]]], torch.optim.Optimizer],
-                 make_lr_scheduler: Callable[[torch.optim.Optimizer], Any]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        modules: nn.Module,
+        groups: list[dict[str, Any]],
+        loop: Any,
+        device: torch.device,
+        mixed_precision: str,
+        make_optimizer: Callable[[list[dict[str, Any]]], torch.optim.Optimizer],
+        make_lr_scheduler: Callable[[torch.optim.Optimizer], Any],
+    ) -> None:
         """`make_optimizer` / `make_lr_scheduler`: the trainer's (`TrainingLoop.make_optimizer`, ...)."""
         self.modules, self.device, self.loop = modules, device, loop
         self.params = [p for group in groups for p in group["params"]]

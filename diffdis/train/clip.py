@@ -21,7 +21,9 @@ from diffdis.train.scaffold import LoopConfig, TrainedModules, TrainingLoop
 
 
 class ClipTrainer(TrainingLoop):
-    def __init__(self, cfg: ClipBaselineConfig, resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, cfg: ClipBaselineConfig, resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print
+    ) -> None:
         self.cfg = cfg
         names = {f.name for f in dataclasses.fields(LoopConfig)}
         loop = LoopConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names}, mixed_precision="no")
@@ -29,8 +31,17 @@ class ClipTrainer(TrainingLoop):
 
     def build(self, checkpoint: Path | None, data_state: dict | None) -> None:
         c = self.cfg
-        self.data = training_data(c.data, image_size=c.image_size, batch_size=c.batch_size, seed=c.seed, start_step=self.start_step,
-                                  state=data_state, bad_rows=c.bad_rows, num_workers=c.dataloader_num_workers, log=self.log)  # fmt: skip
+        self.data = training_data(
+            c.data,
+            image_size=c.image_size,
+            batch_size=c.batch_size,
+            seed=c.seed,
+            start_step=self.start_step,
+            state=data_state,
+            bad_rows=c.bad_rows,
+            num_workers=c.dataloader_num_workers,
+            log=self.log,
+        )
         if checkpoint is not None:
             self.model = CLIPModel.from_pretrained(checkpoint / "model", local_files_only=True)
             self.tokenizer = load_tokenizer(checkpoint / "model" / "tokenizer")

@@ -28,7 +28,12 @@ from diffdis.train.backends import TrainedModules, lr_schedule
 _ZERO = {
     "zero1": {"stage": 1},
     "zero2": {"stage": 2, "overlap_comm": True, "contiguous_gradients": True},
-    "zero3": {"stage": 3, "overlap_comm": True, "contiguous_gradients": True, "stage3_gather_16bit_weights_on_model_save": True},
+    "zero3": {
+        "stage": 3,
+        "overlap_comm": True,
+        "contiguous_gradients": True,
+        "stage3_gather_16bit_weights_on_model_save": True,
+    },
 }
 _OFFLOAD = {"offload_optimizer": {"device": "cpu", "pin_memory": True}}
 PRESETS = {
@@ -40,7 +45,13 @@ PRESETS = {
 
 def init_distributed() -> tuple[int, int]:
     """(rank, world size). A plain `python` run becomes a world of one (DeepSpeed would look for MPI)."""
-    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29517"}.items():
+    for key, value in {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29517",
+    }.items():
         os.environ.setdefault(key, value)
     try:
         import deepspeed
@@ -55,8 +66,10 @@ def init_distributed() -> tuple[int, int]:
 def _derived(cfg: Any, world_size: int, mixed_precision: str | None = None) -> dict[str, Any]:
     accumulation = getattr(cfg, "gradient_accumulation_steps", 1)
     if cfg.batch_size % (world_size * accumulation):
-        raise DiffDisError(f"--batch-size {cfg.batch_size} (the global batch) must be divisible by the {world_size} ranks"
-                           f" x {accumulation} accumulation steps")  # fmt: skip
+        raise DiffDisError(
+            f"--batch-size {cfg.batch_size} (the global batch) must be divisible by the {world_size} ranks"
+            f" x {accumulation} accumulation steps"
+        )
     precision = mixed_precision or cfg.mixed_precision
     return {
         "train_micro_batch_size_per_gpu": cfg.batch_size // (world_size * accumulation),
@@ -66,9 +79,13 @@ def _derived(cfg: Any, world_size: int, mixed_precision: str | None = None) -> d
         "fp16": {"enabled": precision == "fp16"},
         "optimizer": {
             "type": "AdamW",
-            "params": {"lr": cfg.learning_rate, "betas": [cfg.adam_beta1, cfg.adam_beta2],
-                       "weight_decay": cfg.weight_decay, "torch_adam": True},
-        },  # fmt: skip
+            "params": {
+                "lr": cfg.learning_rate,
+                "betas": [cfg.adam_beta1, cfg.adam_beta2],
+                "weight_decay": cfg.weight_decay,
+                "torch_adam": True,
+            },
+        },
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
@@ -99,12 +116,16 @@ def deepspeed_config(spec: str, cfg: Any, world_size: int, mixed_precision: str 
         user = read_json_object(Path(spec))
     derived = _derived(cfg, world_size, mixed_precision)
     if "train_batch_size" in user and user["train_batch_size"] != cfg.batch_size:
-        raise DiffDisError(f"DeepSpeed config sets train_batch_size={user['train_batch_size']}, --batch-size is {cfg.batch_size}")
+        raise DiffDisError(
+            f"DeepSpeed config sets train_batch_size={user['train_batch_size']}, --batch-size is {cfg.batch_size}"
+        )
     if "scheduler" in user:
         raise DiffDisError("DeepSpeed config has a 'scheduler' section: set --lr-scheduler / --warmup-steps instead")
     clashes = _contradictions(user, derived)
     if clashes:
-        raise DiffDisError(f"DeepSpeed config contradicts the command line: {clashes[0]}; drop it from the JSON or change the flag")
+        raise DiffDisError(
+            f"DeepSpeed config contradicts the command line: {clashes[0]}; drop it from the JSON or change the flag"
+        )
     merged = {**derived, **{k: v for k, v in user.items() if k not in derived}}
     merged.pop("train_batch_size", None)
     return merged
@@ -128,14 +149,25 @@ def check_shared_output(output_dir: Path, rank: int, world_size: int) -> None:
     if rank == 0:
         marker.unlink(missing_ok=True)
     if int(seen) != world_size:
-        raise DiffDisError(f"--output-dir {output_dir} is not shared: {world_size - int(seen)} of {world_size} ranks cannot see "
-                           "what rank 0 writes there; multi-node training needs a shared filesystem (NFS, Lustre, ...) for --output-dir")  # fmt: skip
+        raise DiffDisError(
+            f"--output-dir {output_dir} is not shared: {world_size - int(seen)} of {world_size} ranks cannot see "
+            "what rank 0 writes there; multi-node training needs a "
+            "shared filesystem (NFS, Lustre, ...) for --output-dir"
+        )
 
 
 class DeepSpeedBackend:
     """A DeepSpeed engine around the trained modules: ZeRO 1/2/3, bf16/fp16, accumulation at its boundary."""
 
-    def __init__(self, modules: nn.Module, groups: list[dict[str, Any]], loop: Any, spec: str, world_size: int, mixed_precision: str) -> None:
+    def __init__(
+        self,
+        modules: nn.Module,
+        groups: list[dict[str, Any]],
+        loop: Any,
+        spec: str,
+        world_size: int,
+        mixed_precision: str,
+    ) -> None:
         import deepspeed
 
         config = deepspeed_config(spec, loop, world_size, mixed_precision)
@@ -190,13 +222,20 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
 
     checkpoint = Path(checkpoint)
     if not (checkpoint / "deepspeed" / "state").is_dir() or not (checkpoint / "model" / "model_index.json").is_file():
-        raise DiffDisError(f"{checkpoint} is not a diffdis DeepSpeed checkpoint (checkpoint-N with deepspeed/ and model/)")
+        raise DiffDisError(
+            f"{checkpoint} is not a diffdis DeepSpeed checkpoint (checkpoint-N with deepspeed/ and model/)"
+        )
     pipe = DiffDisPipeline.from_pretrained(checkpoint / "model")  # configs, tokenizer, frozen parts
     state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint / "deepspeed"), tag="state")
-    trained = {"model": pipe.model, **({"text_encoder": pipe.text_encoder} if pipe.config.text_encoder_trainable else {})}
+    trained = {
+        "model": pipe.model,
+        **({"text_encoder": pipe.text_encoder} if pipe.config.text_encoder_trainable else {}),
+    }
     modules = TrainedModules(**trained)
     missing, unexpected = modules.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith("text_encoder.")]:
-        raise DiffDisError(f"{checkpoint}: the shards do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise DiffDisError(
+            f"{checkpoint}: the shards do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     pipe.save_pretrained(out_dir)
     return Path(out_dir)

@@ -47,8 +47,9 @@ class JudgeBatches:
     the last batch of an epoch short. Drawn lazily in the main process (no workers), so the one generator
     serves the orders and the augmentation in the same sequence whatever the device."""
 
-    def __init__(self, pixels: Tensor, object_targets: Tensor, colour_targets: Tensor, batch_size: int,
-                 seed: int) -> None:  # fmt: skip
+    def __init__(
+        self, pixels: Tensor, object_targets: Tensor, colour_targets: Tensor, batch_size: int, seed: int
+    ) -> None:
         if len(pixels) == 0:
             raise DiffDisError("the judge was given no training images")
         self.pixels, self.object_targets, self.colour_targets = pixels, object_targets, colour_targets
@@ -79,18 +80,35 @@ class JudgeTrainer(TrainingLoop):
     """A fresh judge on labelled pixels; logs.jsonl, a checkpoint at the end and the judge folder (`load_judge`
     reads it) go to `output_dir`. One log line per epoch with its mean loss."""
 
-    def __init__(self, pixels: Tensor, object_targets: Tensor, colour_targets: Tensor, output_dir: str | Path,
-                 config: JudgeConfig | None = None, train: JudgeTrainConfig | None = None,
-                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        pixels: Tensor,
+        object_targets: Tensor,
+        colour_targets: Tensor,
+        output_dir: str | Path,
+        config: JudgeConfig | None = None,
+        train: JudgeTrainConfig | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.config, self.cfg = config or JudgeConfig(), train or JudgeTrainConfig()
         c = self.cfg
         self.data = JudgeBatches(pixels, object_targets, colour_targets, c.batch_size, c.seed)
         self.steps_per_epoch = self.data.steps_per_epoch()
         max_steps = c.epochs * self.steps_per_epoch
-        loop = LoopConfig(output_dir=str(output_dir), max_steps=max_steps, batch_size=c.batch_size, seed=c.seed,
-                          learning_rate=c.learning_rate, weight_decay=c.weight_decay, max_grad_norm=float("inf"),
-                          checkpointing_steps=max_steps, checkpoints_total_limit=1, log_every=self.steps_per_epoch,
-                          mixed_precision="no", device=c.device)  # fmt: skip
+        loop = LoopConfig(
+            output_dir=str(output_dir),
+            max_steps=max_steps,
+            batch_size=c.batch_size,
+            seed=c.seed,
+            learning_rate=c.learning_rate,
+            weight_decay=c.weight_decay,
+            max_grad_norm=float("inf"),
+            checkpointing_steps=max_steps,
+            checkpoints_total_limit=1,
+            log_every=self.steps_per_epoch,
+            mixed_precision="no",
+            device=c.device,
+        )
         self.epoch_total, self.epoch_count = 0.0, 0
         super().__init__(loop, None, log or (lambda message: None))
 
@@ -106,8 +124,12 @@ class JudgeTrainer(TrainingLoop):
 
     def make_optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
         # unfused: the fused kernel rounds differently, and the shipped weights came from this one
-        return torch.optim.AdamW(groups, lr=self.loop.learning_rate, betas=(self.loop.adam_beta1, self.loop.adam_beta2),
-                                 weight_decay=self.loop.weight_decay)  # fmt: skip
+        return torch.optim.AdamW(
+            groups,
+            lr=self.loop.learning_rate,
+            betas=(self.loop.adam_beta1, self.loop.adam_beta2),
+            weight_decay=self.loop.weight_decay,
+        )
 
     def make_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, self.loop.learning_rate, total_steps=self.loop.max_steps)
@@ -130,15 +152,20 @@ class JudgeTrainer(TrainingLoop):
 
 
 def training_data(
-    out_dir: Path, world_images: int, heldout_images: int, world_seed: int = JUDGE_WORLD_SEED,
+    out_dir: Path,
+    world_images: int,
+    heldout_images: int,
+    world_seed: int = JUDGE_WORLD_SEED,
     digits_limit: int | None = None,
-) -> tuple[list[Image.Image], list[dict]]:  # fmt: skip
+) -> tuple[list[Image.Image], list[dict]]:
     """The judge's own training images: world train and heldout splits (its own seeds), digits train split, all
     in the plain style the shipped judge was trained on (worlds before version 2), so it retrains bit for bit."""
     out_dir = Path(out_dir)
     folders = [make_world(out_dir / "world", world_images, seed=world_seed, split="train", style="plain")]
     if heldout_images:
-        folders.append(make_world(out_dir / "heldout", heldout_images, seed=world_seed + 1, split="heldout", style="plain"))
+        folders.append(
+            make_world(out_dir / "heldout", heldout_images, seed=world_seed + 1, split="heldout", style="plain")
+        )
     folders.append(make_digits(out_dir / "digits", "train", limit=digits_limit, style="plain"))
     images: list[Image.Image] = []
     rows: list[dict] = []
@@ -170,7 +197,14 @@ def train_judge(
         pixels = torch.stack([image_to_tensor(im, config.image_size) for im in images])
         object_targets, colour_targets = targets_for(rows, config)
         index = torch.from_numpy(np.repeat(np.arange(len(rows)), repeat))
-        trainer = JudgeTrainer(pixels[index], object_targets[index], colour_targets[index], Path(tmp) / "run", config,
-                               JudgeTrainConfig(seed=seed, **train_args), log)  # fmt: skip
+        trainer = JudgeTrainer(
+            pixels[index],
+            object_targets[index],
+            colour_targets[index],
+            Path(tmp) / "run",
+            config,
+            JudgeTrainConfig(seed=seed, **train_args),
+            log,
+        )
         trainer.run()
     return trainer.judge.eval()

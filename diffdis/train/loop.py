@@ -28,7 +28,14 @@ from diffdis.pipeline import DiffDisPipeline
 from diffdis.train.accumulation import accumulate
 from diffdis.train.backends import check_lr_scheduler
 from diffdis.train.checkpoint import diffdis_model_problem
-from diffdis.train.losses import StepNoise, TextInputs, UnifiedLossSettings, encode_latents, posterior_generator, unified_forward
+from diffdis.train.losses import (
+    StepNoise,
+    TextInputs,
+    UnifiedLossSettings,
+    encode_latents,
+    posterior_generator,
+    unified_forward,
+)
 from diffdis.train.scaffold import LoopConfig, StepCallback, TrainedModules, TrainingLoop
 
 
@@ -60,8 +67,10 @@ def check_model_config(config: ModelConfig, c: TrainConfig) -> None:
     if c.vae and c.init_from:
         raise UsageError("--vae and --init-from both give the autoencoder; pass one (an SD folder brings its own vae/)")
     if config.vae is not None and not (c.vae or c.init_from):
-        raise UsageError(f"--preset {config.preset} has an AutoencoderKL: pass --init-from SD_DIR (its vae/ is used) or --vae DIR "
-                         "(e.g. an SD folder's vae/); a random frozen VAE would train on noise")  # fmt: skip
+        raise UsageError(
+            f"--preset {config.preset} has an AutoencoderKL: pass --init-from SD_DIR (its vae/ is used) or --vae DIR "
+            "(e.g. an SD folder's vae/); a random frozen VAE would train on noise"
+        )
     if config.preset == "tiny-latent" and not c.vae:
         raise UsageError("--preset tiny-latent needs --vae DIR: train one with diffdis train-autoencoder")
 
@@ -69,8 +78,14 @@ def check_model_config(config: ModelConfig, c: TrainConfig) -> None:
 class Trainer(TrainingLoop):
     """Train DiffDis: `Trainer(cfg, model_config).run()` writes the model folder to cfg.output_dir."""
 
-    def __init__(self, train_config: TrainConfig, model_config: ModelConfig | None = None, resume_from_checkpoint: str | None = None,
-                 log: Callable[[str], None] = print, deepspeed: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        train_config: TrainConfig,
+        model_config: ModelConfig | None = None,
+        resume_from_checkpoint: str | None = None,
+        log: Callable[[str], None] = print,
+        deepspeed: str | None = None,
+    ) -> None:
         check_lr_scheduler(train_config.lr_scheduler)
         self.cfg, self.model_config = train_config, model_config
         super().__init__(loop_config(train_config), resume_from_checkpoint, log, deepspeed)
@@ -95,7 +110,9 @@ class Trainer(TrainingLoop):
             from diffdis.data.cache import check_cache
 
             if pipe.config.text_encoder_trainable:
-                raise DiffDisError(f"{c.data} is a frozen-encoder cache: it needs a frozen text encoder (drop --train-text-encoder)")
+                raise DiffDisError(
+                    f"{c.data} is a frozen-encoder cache: it needs a frozen text encoder (drop --train-text-encoder)"
+                )
             check_cache(c.data, pipe)
         if self.data is None:  # a from-scratch model opened it already, for its tokenizer's captions
             self.data = self._open_data(pipe.config.image_size, data_state)
@@ -105,8 +122,9 @@ class Trainer(TrainingLoop):
             pipe.text_encoder.requires_grad_(False)
         self.scheduler = training_scheduler(pipe.config.schedule)
         self.query_timesteps = training_scheduler(pipe.config.query_noise_schedule).config.num_train_timesteps
-        self.settings = UnifiedLossSettings(c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma,
-                                            c.query_self_condition)  # fmt: skip
+        self.settings = UnifiedLossSettings(
+            c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma, c.query_self_condition
+        )
 
     def _build_pipeline(self, data_state: dict | None) -> DiffDisPipeline:
         """From scratch, or from pretrained weights (--init-from SD_DIR, --text-encoder DIR, --vae DIR)."""
@@ -126,10 +144,15 @@ class Trainer(TrainingLoop):
             pipe = build_pretrained(config, c.init_from, c.text_encoder, c.train_text_encoder, self.log)
         else:
             if self.cache is not None:
-                raise DiffDisError(f"{c.data} is a frozen-encoder cache: train on it from the encoders that made it (--init-from / --text-encoder)")
+                raise DiffDisError(
+                    f"{c.data} is a frozen-encoder cache: train on it from "
+                    "the encoders that made it (--init-from / --text-encoder)"
+                )
             self.data = self._open_data(config.image_size, data_state)
             captions = self.data.captions()
-            tokenizer = train_tokenizer(tokenizer_corpus(captions), c.vocab_size, config.text_encoder["max_position_embeddings"])
+            tokenizer = train_tokenizer(
+                tokenizer_corpus(captions), c.vocab_size, config.text_encoder["max_position_embeddings"]
+            )
             torch.manual_seed(c.seed)
             pipe = DiffDisPipeline.build(config, tokenizer)
         if vae is not None:
@@ -138,16 +161,31 @@ class Trainer(TrainingLoop):
 
     def _open_data(self, image_size: int, state: dict | None) -> Any:
         c = self.cfg
-        common = dict(batch_size=c.batch_size, rank=self.rank, world_size=self.world_size, seed=c.seed,
-                      num_workers=c.dataloader_num_workers, start_step=self.start_step, state=state,
-                      pin_memory=self.device.type == "cuda")  # fmt: skip
+        common = dict(
+            batch_size=c.batch_size,
+            rank=self.rank,
+            world_size=self.world_size,
+            seed=c.seed,
+            num_workers=c.dataloader_num_workers,
+            start_step=self.start_step,
+            state=state,
+            pin_memory=self.device.type == "cuda",
+        )
         if self.cache is not None:
             from diffdis.data.loader import cached_training_data
 
             return cached_training_data(self.cache, **common)
-        return training_data(c.data, image_size=image_size, image_column=c.image_column, caption_column=c.caption_column,
-                             bad_rows=c.bad_rows, max_bad_fraction=c.max_bad_fraction, shuffle_buffer=c.shuffle_buffer,
-                             log=self.log, **common)  # fmt: skip
+        return training_data(
+            c.data,
+            image_size=image_size,
+            image_column=c.image_column,
+            caption_column=c.caption_column,
+            bad_rows=c.bad_rows,
+            max_bad_fraction=c.max_bad_fraction,
+            shuffle_buffer=c.shuffle_buffer,
+            log=self.log,
+            **common,
+        )
 
     def trained_modules(self) -> TrainedModules:
         trained = {"model": self.pipe.model}
@@ -182,9 +220,17 @@ class Trainer(TrainingLoop):
         if self.cache is not None:
             from diffdis.data.cache import sample_latents
 
-            latents = sample_latents(batch["latent_mean"], batch["latent_std"], self.pipe.autoencoder.scaling_factor,
-                                     posterior_generator(generator, offset))  # fmt: skip
-            text = TextInputs(condition=batch["condition"].to(device), query=batch["query"].to(device), null_condition=self.null_condition)
+            latents = sample_latents(
+                batch["latent_mean"],
+                batch["latent_std"],
+                self.pipe.autoencoder.scaling_factor,
+                posterior_generator(generator, offset),
+            )
+            text = TextInputs(
+                condition=batch["condition"].to(device),
+                query=batch["query"].to(device),
+                null_condition=self.null_condition,
+            )
             return text, latents.to(device, dtype)
         images = batch["pixels"].to(device, dtype, non_blocking=True)
         # the frozen VAE in bf16 too when the step is: ~20% of an SD step's FLOPs at 512^2 (examples/gpu_check.py)
@@ -199,9 +245,15 @@ class Trainer(TrainingLoop):
         offset = self.rank * rows
         generator = step_generator(self.cfg.seed, step)
         text, latents = self._inputs(batch, generator, offset)
-        noise = StepNoise.draw(generator, self.settings, self.scheduler.config.num_train_timesteps,
-                               (offset, rows, self.cfg.batch_size), tuple(latents.shape[1:]), self.pipe.config.query_dim,
-                               self.query_timesteps)  # fmt: skip
+        noise = StepNoise.draw(
+            generator,
+            self.settings,
+            self.scheduler.config.num_train_timesteps,
+            (offset, rows, self.cfg.batch_size),
+            tuple(latents.shape[1:]),
+            self.pipe.config.query_dim,
+            self.query_timesteps,
+        )
         frozen_text = self.pipe.text_encoder
 
         def run(modules, text, latents, noise, settings):
@@ -211,7 +263,9 @@ class Trainer(TrainingLoop):
         def forward(text, latents, noise, settings):
             return self.backend.forward(run, text, latents, noise, settings)
 
-        logs = accumulate(forward, self.backend.backward, text, latents, noise, self.settings, self.cfg.gradient_accumulation_steps)
+        logs = accumulate(
+            forward, self.backend.backward, text, latents, noise, self.settings, self.cfg.gradient_accumulation_steps
+        )
         logs["bad_rows"] = float(batch.get("bad", 0))
         if self.world_size > 1:  # log the global-batch means, as one process would (bad rows: the sum)
             names = sorted(logs)
@@ -236,8 +290,14 @@ class Trainer(TrainingLoop):
 class DeepSpeedTrainer(Trainer):
     """`Trainer` under DeepSpeed (the same as `Trainer(..., deepspeed=spec)`)."""
 
-    def __init__(self, train_config: TrainConfig, deepspeed: str, model_config: ModelConfig | None = None,
-                 resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print) -> None:  # fmt: skip
+    def __init__(
+        self,
+        train_config: TrainConfig,
+        deepspeed: str,
+        model_config: ModelConfig | None = None,
+        resume_from_checkpoint: str | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
         super().__init__(train_config, model_config, resume_from_checkpoint, log, deepspeed=deepspeed)
 
 

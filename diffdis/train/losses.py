@@ -13,6 +13,7 @@ micro-batches (`diffdis.train.accumulation`) see the noise of one process x B.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -112,9 +113,16 @@ class StepNoise:
     noise_guess: torch.Tensor | None = None  # (B, d) the pure noise that first guess starts from
 
     @classmethod
-    def draw(cls, generator: torch.Generator, settings: UnifiedLossSettings, num_timesteps: int,
-             rows: tuple[int, int, int], latent_shape: tuple[int, ...], query_dim: int,
-             query_timesteps: int | None = None) -> StepNoise:  # fmt: skip
+    def draw(
+        cls,
+        generator: torch.Generator,
+        settings: UnifiedLossSettings,
+        num_timesteps: int,
+        rows: tuple[int, int, int],
+        latent_shape: tuple[int, ...],
+        query_dim: int,
+        query_timesteps: int | None = None,
+    ) -> StepNoise:
         """`rows` = (offset, count, global batch): draw for the global batch, in a fixed order, keep our rows.
         `query_timesteps`: T of the query's own schedule (None: the image's `num_timesteps`)."""
         offset, count, total = rows
@@ -137,7 +145,9 @@ class StepNoise:
         return out
 
     def rows(self, part: slice) -> StepNoise:
-        return StepNoise(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[part] for f in fields(self)})
+        return StepNoise(
+            **{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[part] for f in fields(self)}
+        )
 
 
 @dataclass
@@ -153,7 +163,9 @@ class TextInputs:
 
     def rows(self, part: slice) -> TextInputs:
         pick = lambda x: None if x is None else x[part]  # noqa: E731
-        return TextInputs(pick(self.input_ids), self.null_ids, pick(self.condition), pick(self.query), self.null_condition)
+        return TextInputs(
+            pick(self.input_ids), self.null_ids, pick(self.condition), pick(self.query), self.null_condition
+        )
 
 
 @dataclass
@@ -164,7 +176,9 @@ class ForwardOutputs:
     logit_scale: torch.Tensor | None
 
 
-def encode_text(text_encoder: nn.Module, text: TextInputs, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def encode_text(
+    text_encoder: nn.Module, text: TextInputs, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(c, e, null c): from the encoder (one pass over the captions and the null caption) or as given."""
     if text.condition is not None:
         return text.condition.to(dtype), text.query.to(dtype), text.null_condition.to(dtype)
@@ -209,8 +223,14 @@ def unified_forward(
     return ForwardOutputs(loss_ig, predicted, text_query, logit_scale)
 
 
-def _with_own_guess(model: nn.Module, scheduler, latents: torch.Tensor, condition: torch.Tensor | None,
-                    clean: torch.Tensor, noise: StepNoise) -> torch.Tensor:  # fmt: skip
+def _with_own_guess(
+    model: nn.Module,
+    scheduler,
+    latents: torch.Tensor,
+    condition: torch.Tensor | None,
+    clean: torch.Tensor,
+    noise: StepNoise,
+) -> torch.Tensor:
     """e0 where the step keeps it, elsewhere the model's own first guess: e0_hat from pure noise at the last query
     timestep (what a sampler's first step sees), unit norm, no gradient."""
     last = scheduler.config.num_train_timesteps - 1
@@ -221,8 +241,9 @@ def _with_own_guess(model: nn.Module, scheduler, latents: torch.Tensor, conditio
     return torch.where(noise.own_guess.to(clean.device)[:, None], guess, clean)
 
 
-def combine(out: ForwardOutputs, settings: UnifiedLossSettings, columns=None, generative_share: float = 1.0
-            ) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+def combine(
+    out: ForwardOutputs, settings: UnifiedLossSettings, columns=None, generative_share: float = 1.0
+) -> tuple[torch.Tensor, dict[str, float]]:
     """L = share * L_IG + lambda * L_ITA, and the logs. `generative_share` is 1/K for one of K micro-batches."""
     logs: dict[str, float] = {}
     total = torch.zeros((), device=out.text_queries.device)
@@ -252,22 +273,31 @@ def unified_loss(
     `diffdis.train.accumulation`; this is the same computation for K = 1, kept for tests and benchmarks."""
     offset, global_batch = rows or (0, input_ids.shape[0])
     latents = encode_latents(autoencoder, images, generator, offset)
-    noise = StepNoise.draw(generator, settings, scheduler.config.num_train_timesteps,
-                           (offset, input_ids.shape[0], global_batch), tuple(latents.shape[1:]), model.config.query_dim,
-                           training_scheduler(model.config.query_noise_schedule).config.num_train_timesteps)  # fmt: skip
+    noise = StepNoise.draw(
+        generator,
+        settings,
+        scheduler.config.num_train_timesteps,
+        (offset, input_ids.shape[0], global_batch),
+        tuple(latents.shape[1:]),
+        model.config.query_dim,
+        training_scheduler(model.config.query_noise_schedule).config.num_train_timesteps,
+    )
     out = unified_forward(model, text_encoder, scheduler, TextInputs(input_ids, null_ids), latents, noise, settings)
     total, logs = combine(out, settings)
     logs["loss"] = total.item()
     return total, logs
 
 
-def encode_latents(autoencoder: nn.Module, images: torch.Tensor, generator: torch.Generator, offset: int = 0) -> torch.Tensor:
+def encode_latents(
+    autoencoder: nn.Module, images: torch.Tensor, generator: torch.Generator, offset: int = 0
+) -> torch.Tensor:
     """z from pixels. The VAE posterior draws from its own stream, so the draws of `StepNoise` stay aligned
     across rank layouts."""
-    return autoencoder.encode(images, posterior_generator(generator, offset)).to(images.dtype)  # an fp32 VAE beside a bf16 UNet
+    return autoencoder.encode(images, posterior_generator(generator, offset)).to(
+        images.dtype
+    )  # an fp32 VAE beside a bf16 UNet
 
 
 def posterior_generator(generator: torch.Generator, offset: int = 0) -> torch.Generator:
     """The generator `encode_latents` samples the VAE posterior with (the frozen-encoder cache reproduces it)."""
     return torch.Generator().manual_seed(generator.initial_seed() + offset + 1)
-

@@ -37,7 +37,9 @@ def check_report_to(name: str) -> None:
         try:
             import tensorboard  # noqa: F401
         except ImportError as err:
-            raise DiffDisError("--report-to tensorboard needs the tensorboard package: pip install tensorboard") from err
+            raise DiffDisError(
+                "--report-to tensorboard needs the tensorboard package: pip install tensorboard"
+            ) from err
 
 
 def _keep_until(path: Path, step: int) -> None:

@@ -59,12 +59,19 @@ class LoopConfig:
 class TrainingLoop:
     loop: LoopConfig
 
-    def __init__(self, loop: LoopConfig, resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print,
-                 deepspeed: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        loop: LoopConfig,
+        resume_from_checkpoint: str | None = None,
+        log: Callable[[str], None] = print,
+        deepspeed: str | None = None,
+    ) -> None:
         self.loop = loop
         self.deepspeed_spec = deepspeed
         if loop.gradient_accumulation_steps < 1:
-            raise DiffDisError(f"gradient-accumulation-steps must be at least 1, got {loop.gradient_accumulation_steps}")
+            raise DiffDisError(
+                f"gradient-accumulation-steps must be at least 1, got {loop.gradient_accumulation_steps}"
+            )
         if deepspeed:
             from diffdis.train.deepspeed import check_shared_output, init_distributed
 
@@ -75,11 +82,17 @@ class TrainingLoop:
         self.log = log if self.rank == 0 else (lambda message: None)
         per_step = self.world_size * loop.gradient_accumulation_steps
         if loop.batch_size % per_step:
-            raise DiffDisError(f"--batch-size {loop.batch_size} (the global batch) must be divisible by {self.world_size} rank(s) "
-                               f"x {loop.gradient_accumulation_steps} accumulation step(s)")  # fmt: skip
+            raise DiffDisError(
+                f"--batch-size {loop.batch_size} (the global batch) must be divisible by {self.world_size} rank(s) "
+                f"x {loop.gradient_accumulation_steps} accumulation step(s)"
+            )
         self.device = self._device()
         self.mixed_precision = mixed_precision_for(loop.mixed_precision, self.device, bool(deepspeed))
-        self.checkpoint = find_checkpoint(Path(loop.output_dir), resume_from_checkpoint, log, self.model_problem) if resume_from_checkpoint else None
+        self.checkpoint = (
+            find_checkpoint(Path(loop.output_dir), resume_from_checkpoint, log, self.model_problem)
+            if resume_from_checkpoint
+            else None
+        )
         self.start_step = read_step(self.checkpoint) if self.checkpoint is not None else 0
         if self.checkpoint is not None:
             self.log(f"resuming from {self.checkpoint}")
@@ -87,16 +100,29 @@ class TrainingLoop:
         self.trained = self.trained_modules()
         self.params = [p for p in self.trained.parameters() if p.requires_grad]
         # EMA in fp32, built before DeepSpeed casts the weights: a bf16 shadow cannot take a 0.999 update
-        self.ema = EMAModel([p.detach().float() for p in self.params], decay=loop.ema_decay, foreach=not deepspeed) if loop.ema_decay else None
+        self.ema = (
+            EMAModel([p.detach().float() for p in self.params], decay=loop.ema_decay, foreach=not deepspeed)
+            if loop.ema_decay
+            else None
+        )
         if deepspeed:
             from diffdis.train.deepspeed import DeepSpeedBackend
 
-            self.backend = DeepSpeedBackend(self.trained, self.parameter_groups(), loop, deepspeed, self.world_size, self.mixed_precision)
+            self.backend = DeepSpeedBackend(
+                self.trained, self.parameter_groups(), loop, deepspeed, self.world_size, self.mixed_precision
+            )
             self.device = self.backend.device
         else:
             self.trained.to(self.device)
-            self.backend = PlainBackend(self.trained, self.parameter_groups(), loop, self.device, self.mixed_precision,
-                                        self.make_optimizer, self.make_lr_scheduler)  # fmt: skip
+            self.backend = PlainBackend(
+                self.trained,
+                self.parameter_groups(),
+                loop,
+                self.device,
+                self.mixed_precision,
+                self.make_optimizer,
+                self.make_lr_scheduler,
+            )
         self.move_frozen(self.device)
         if self.ema is not None:
             self.ema.to(self.device)
@@ -146,7 +172,11 @@ class TrainingLoop:
         from diffdis.device import enable_tf32, resolve_device
 
         if self.deepspeed_spec:  # DeepSpeed's accelerator: the local rank's GPU, or the CPU
-            device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}") if torch.cuda.is_available() else torch.device("cpu")
+            device = (
+                torch.device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}")
+                if torch.cuda.is_available()
+                else torch.device("cpu")
+            )
         else:
             device = resolve_device(self.loop.device)
         enable_tf32(device)
@@ -162,7 +192,9 @@ class TrainingLoop:
         state = self.backend.load(checkpoint)
         if self.ema is not None:
             if "ema" not in state:
-                raise DiffDisError(f"{checkpoint} holds no EMA state: resume without --ema-decay or from another checkpoint")
+                raise DiffDisError(
+                    f"{checkpoint} holds no EMA state: resume without --ema-decay or from another checkpoint"
+                )
             self.ema.load_state_dict(state["ema"])
 
     def batches(self) -> Iterator[Any]:
@@ -183,8 +215,12 @@ class TrainingLoop:
             if self.ema is not None:
                 self.ema.step(self.params)
             seconds = time.perf_counter() - started
-            logs.update(lr=self.backend.lr(), seconds_per_step=seconds, samples_per_second=loop.batch_size / seconds,
-                        peak_memory_gib=peak_memory_gib(self.device))  # fmt: skip
+            logs.update(
+                lr=self.backend.lr(),
+                seconds_per_step=seconds,
+                samples_per_second=loop.batch_size / seconds,
+                peak_memory_gib=peak_memory_gib(self.device),
+            )
             if callback is not None:
                 callback(step + 1, loop.max_steps, logs)
             if (step + 1) % loop.log_every == 0 or step + 1 == loop.max_steps:
@@ -223,6 +259,13 @@ class TrainingLoop:
         """The checkpoint's model folder holds the raw (non-EMA) weights: resume continues from them."""
         client = {"ema": self.ema.state_dict()} if self.ema is not None else {}
         data_state = self.data.state_dict() if hasattr(self.data, "state_dict") else None
-        return save_checkpoint(Path(self.loop.output_dir), step, self.save_model, self.backend, client, data_state,
-                               self.rank, self.loop.checkpoints_total_limit)  # fmt: skip
-
+        return save_checkpoint(
+            Path(self.loop.output_dir),
+            step,
+            self.save_model,
+            self.backend,
+            client,
+            data_state,
+            self.rank,
+            self.loop.checkpoints_total_limit,
+        )

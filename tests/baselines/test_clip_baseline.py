@@ -14,8 +14,20 @@ from diffdis.model.clip import ClipBaselineConfig
 from diffdis.train.clip import train_clip
 from diffdis_cli.main import app
 
-SMALL = dict(image_size=16, patch_size=4, vision_width=32, vision_layers=1, text_width=32, text_layers=1, heads=2,
-             max_length=16, vocab_size=300, batch_size=8, warmup_steps=1, learning_rate=1e-3)  # fmt: skip
+SMALL = dict(
+    image_size=16,
+    patch_size=4,
+    vision_width=32,
+    vision_layers=1,
+    text_width=32,
+    text_layers=1,
+    heads=2,
+    max_length=16,
+    vocab_size=300,
+    batch_size=8,
+    warmup_steps=1,
+    learning_rate=1e-3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +56,50 @@ def test_baseline_round_trips_and_embeds_unit_vectors(clip_dir, shapes_dir):
 def test_eval_commands_score_the_baseline(clip_dir, shapes_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    result = runner.invoke(app, ["eval", "classify", "--method", "clip", "--model", str(clip_dir), "--data", str(shapes_dir),
-                                 "--labels", "red,green,blue,yellow", "--label-column", "colour", "--drop-unknown", "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "classify",
+            "--method",
+            "clip",
+            "--model",
+            str(clip_dir),
+            "--data",
+            str(shapes_dir),
+            "--labels",
+            "red,green,blue,yellow",
+            "--label-column",
+            "colour",
+            "--drop-unknown",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)[0]
     assert record["method"] == "clip" and record["steps"] == 1 and 0.0 <= record["acc1"] <= 1.0
-    result = runner.invoke(app, ["eval", "retrieve", "--method", "clip", "--model", str(clip_dir), "--data", str(shapes_dir), "--json"])
+    result = runner.invoke(
+        app, ["eval", "retrieve", "--method", "clip", "--model", str(clip_dir), "--data", str(shapes_dir), "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert "image_to_text_R@1" in json.loads(result.stdout)[0]
-    result = runner.invoke(app, ["eval", "classify", "--method", "clip", "--model", str(clip_dir), "--data", str(shapes_dir),
-                                 "--labels", "red,blue", "--num-inference-steps", "5"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "classify",
+            "--method",
+            "clip",
+            "--model",
+            str(clip_dir),
+            "--data",
+            str(shapes_dir),
+            "--labels",
+            "red,blue",
+            "--num-inference-steps",
+            "5",
+        ],
+    )
     assert result.exit_code == 2 and "encodes each image once" in result.output
 
 
@@ -66,10 +112,26 @@ def test_a_diffdis_folder_is_not_a_clip_baseline(tmp_path):
 
 def test_train_clip_command(shapes_dir, tmp_path):
     runner = CliRunner()
-    args = ["eval", "train-clip", "--data", str(shapes_dir), "--output-dir", str(tmp_path / "clip"), "--max-steps", "2",
-            "--batch-size", "4", "--vision-layers", "1", "--json"]  # fmt: skip
+    args = [
+        "eval",
+        "train-clip",
+        "--data",
+        str(shapes_dir),
+        "--output-dir",
+        str(tmp_path / "clip"),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--vision-layers",
+        "1",
+        "--json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["step"] == 2 and ClipBaseline.from_pretrained(tmp_path / "clip").cfg.vision_layers == 1
+    assert (
+        json.loads(result.stdout)["step"] == 2
+        and ClipBaseline.from_pretrained(tmp_path / "clip").cfg.vision_layers == 1
+    )
     again = runner.invoke(app, args)
     assert again.exit_code == 1 and "already holds a CLIP baseline" in again.output

@@ -72,8 +72,23 @@ def _dataset(d: Path, w: Path, rows: list[dict]) -> None:
 
 
 GOOD_ROWS = [{"file_name": f"{i:06d}.png", "text": "a red circle"} for i in range(4)]
-TRAIN = ["train", "--data", "{w}/data", "--output-dir", "out", "--preset", "{w}/micro.json", "--max-steps", "1",
-         "--batch-size", "2", "--vocab-size", "300", "--warmup-steps", "0"]  # fmt: skip
+TRAIN = [
+    "train",
+    "--data",
+    "{w}/data",
+    "--output-dir",
+    "out",
+    "--preset",
+    "{w}/micro.json",
+    "--max-steps",
+    "1",
+    "--batch-size",
+    "2",
+    "--vocab-size",
+    "300",
+    "--warmup-steps",
+    "0",
+]
 CLASSIFY = ["classify", "img.png", "--model", "{w}/m", "--labels", "a,b", "--num-inference-steps", "1"]
 GENERATE = ["generate", "a red circle", "--model", "{w}/m", "--num-inference-steps", "1", "--output", "o.png"]
 
@@ -110,43 +125,97 @@ CASES: dict[str, Case] = {
     "labels-unknown-set": Case(_with(CLASSIFY, "--labels", "cifar11"), 1, "unknown label set", img(lambda p: None)),
     "labels-duplicate": Case(_with(CLASSIFY, "--labels", "cat,dog,cat"), 1, "duplicate labels"),
     "labels-only-one": Case(_with(CLASSIFY, "--labels", "cat,"), 1, "at least two labels"),
-    "labels-file-empty": Case(_with(CLASSIFY, "--labels", "l.txt"), 1, "is empty", lambda d, w: (d / "l.txt").write_text("\n \n")),
+    "labels-file-empty": Case(
+        _with(CLASSIFY, "--labels", "l.txt"), 1, "is empty", lambda d, w: (d / "l.txt").write_text("\n \n")
+    ),
     "labels-file-missing": Case(_with(CLASSIFY, "--labels", "l.txt"), 1, "does not exist"),
-    "labels-file-not-utf8": Case(_with(CLASSIFY, "--labels", "l.txt"), 1, "not UTF-8",
-                                 lambda d, w: (d / "l.txt").write_bytes("chat\nbœuf\n".encode("cp1252"))),  # fmt: skip
-    "labels-file-duplicate": Case(_with(CLASSIFY, "--labels", "l.txt"), 1, "duplicate labels",
-                                  lambda d, w: (d / "l.txt").write_text("cat\ndog\ncat\n")),  # fmt: skip
-    "templates-without-braces": Case([*CLASSIFY, "--templates", "t.txt"], 1, "must contain '{}'",
-                                     lambda d, w: (d / "t.txt").write_text("a photo of a {}\na photo\n")),  # fmt: skip
-    "templates-two-braces": Case([*CLASSIFY, "--templates", "t.txt"], 1, "exactly once",
-                                 lambda d, w: (d / "t.txt").write_text("a {} or a {}\n")),  # fmt: skip
+    "labels-file-not-utf8": Case(
+        _with(CLASSIFY, "--labels", "l.txt"),
+        1,
+        "not UTF-8",
+        lambda d, w: (d / "l.txt").write_bytes("chat\nbœuf\n".encode("cp1252")),
+    ),
+    "labels-file-duplicate": Case(
+        _with(CLASSIFY, "--labels", "l.txt"),
+        1,
+        "duplicate labels",
+        lambda d, w: (d / "l.txt").write_text("cat\ndog\ncat\n"),
+    ),
+    "templates-without-braces": Case(
+        [*CLASSIFY, "--templates", "t.txt"],
+        1,
+        "must contain '{}'",
+        lambda d, w: (d / "t.txt").write_text("a photo of a {}\na photo\n"),
+    ),
+    "templates-two-braces": Case(
+        [*CLASSIFY, "--templates", "t.txt"], 1, "exactly once", lambda d, w: (d / "t.txt").write_text("a {} or a {}\n")
+    ),
     "templates-unknown": Case([*CLASSIFY, "--templates", "nope"], 1, "unknown templates"),
     # -- model folders --
     "model-missing": Case(_with(GENERATE, "--model", "nowhere"), 1, "does not exist"),
-    "model-partial": Case(_with(GENERATE, "--model", "m"), 1, "discriminator/model.safetensors is missing",
-                          lambda d, w: (_copy_model(w, d) / "discriminator" / "model.safetensors").unlink()),  # fmt: skip
-    "model-newer-format": Case(_with(GENERATE, "--model", "m"), 1, "newer diffdis",
-                               lambda d, w: _edit_json(_copy_model(w, d) / "model_index.json", format_version=99)),  # fmt: skip
-    "model-config-other-version": Case(_with(GENERATE, "--model", "m"), 1, "unknown keys",
-                                       lambda d, w: _edit_json(_copy_model(w, d) / "model_config.json", attention="x")),  # fmt: skip
-    "model-config-bad-json": Case(_with(GENERATE, "--model", "m"), 1, "not valid JSON",
-                                  lambda d, w: (_copy_model(w, d) / "model_config.json").write_text("{'a': 1")),  # fmt: skip
-    "model-index-bad-json": Case(_with(GENERATE, "--model", "m"), 1, "not valid JSON",
-                                 lambda d, w: (_copy_model(w, d) / "model_index.json").write_text("{")),  # fmt: skip
-    "model-weights-do-not-fit": Case(_with(GENERATE, "--model", "m"), 1, "do not fit model_config.json",
-                                     lambda d, w: _edit_json(_copy_model(w, d) / "model_config.json",
-                                                             query_transformer_layers=3)),  # fmt: skip
-    "model-unet-does-not-fit": Case(_with(GENERATE, "--model", "m"), 1, "does not fit model_config.json",
-                                    lambda d, w: _edit_json(_copy_model(w, d) / "model_config.json",
-                                                            unet={**micro_config().unet, "layers_per_block": 2})),  # fmt: skip
-    "model-weights-truncated": Case(_with(GENERATE, "--model", "m"), 1, "cannot load the weights",
-                                    lambda d, w: (p := _copy_model(w, d) / "unet" / "diffusion_pytorch_model.safetensors")
-                                    .write_bytes(p.read_bytes()[:1000])),  # fmt: skip
-    "model-tokenizer-missing": Case(_with(GENERATE, "--model", "m"), 1, "tokenizer is missing",
-                                    lambda d, w: shutil.rmtree(_copy_model(w, d) / "tokenizer")),  # fmt: skip
+    "model-partial": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "discriminator/model.safetensors is missing",
+        lambda d, w: (_copy_model(w, d) / "discriminator" / "model.safetensors").unlink(),
+    ),
+    "model-newer-format": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "newer diffdis",
+        lambda d, w: _edit_json(_copy_model(w, d) / "model_index.json", format_version=99),
+    ),
+    "model-config-other-version": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "unknown keys",
+        lambda d, w: _edit_json(_copy_model(w, d) / "model_config.json", attention="x"),
+    ),
+    "model-config-bad-json": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "not valid JSON",
+        lambda d, w: (_copy_model(w, d) / "model_config.json").write_text("{'a': 1"),
+    ),
+    "model-index-bad-json": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "not valid JSON",
+        lambda d, w: (_copy_model(w, d) / "model_index.json").write_text("{"),
+    ),
+    "model-weights-do-not-fit": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "do not fit model_config.json",
+        lambda d, w: _edit_json(_copy_model(w, d) / "model_config.json", query_transformer_layers=3),
+    ),
+    "model-unet-does-not-fit": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "does not fit model_config.json",
+        lambda d, w: _edit_json(
+            _copy_model(w, d) / "model_config.json", unet={**micro_config().unet, "layers_per_block": 2}
+        ),
+    ),
+    "model-weights-truncated": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "cannot load the weights",
+        lambda d, w: (p := _copy_model(w, d) / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(
+            p.read_bytes()[:1000]
+        ),
+    ),
+    "model-tokenizer-missing": Case(
+        _with(GENERATE, "--model", "m"),
+        1,
+        "tokenizer is missing",
+        lambda d, w: shutil.rmtree(_copy_model(w, d) / "tokenizer"),
+    ),
     # -- sampling options --
     "guidance-negative": Case([*GENERATE, "--guidance-scale", "-1"], 2, "guidance-scale must be between"),
-    "guidance-huge": Case([*CLASSIFY, "--guidance-scale", "1e9"], 2, "guidance-scale must be between", img(Image.new("RGB", (8, 8)).save)),
+    "guidance-huge": Case(
+        [*CLASSIFY, "--guidance-scale", "1e9"], 2, "guidance-scale must be between", img(Image.new("RGB", (8, 8)).save)
+    ),
     "steps-zero": Case(_with(GENERATE, "--num-inference-steps", "0"), 2, "num-inference-steps must be at least 1"),
     "scheduler-unknown": Case([*GENERATE, "--scheduler", "plms"], 2, "unknown scheduler 'plms'"),
     "num-images-zero": Case([*GENERATE, "--num-images", "0"], 2, "--num-images", one_line=False),
@@ -157,34 +226,79 @@ CASES: dict[str, Case] = {
     "output-exists": Case(GENERATE, 2, "pass --overwrite", lambda d, w: (d / "o.png").write_bytes(b"mine"), absent=[]),
     "output-not-png": Case(_with(GENERATE, "--output", "o.jpg"), 2, "must end in .png"),
     # -- retrieval inputs --
-    "retrieve-texts-and-query": Case(["retrieve", "--model", "{w}/m", "--images", ".", "--query", "x", "--texts", "t"], 2, "exactly one"),
-    "retrieve-empty-query": Case(["retrieve", "--model", "{w}/m", "--images", ".", "--query", " "], 2, "--query is empty"),
+    "retrieve-texts-and-query": Case(
+        ["retrieve", "--model", "{w}/m", "--images", ".", "--query", "x", "--texts", "t"], 2, "exactly one"
+    ),
+    "retrieve-empty-query": Case(
+        ["retrieve", "--model", "{w}/m", "--images", ".", "--query", " "], 2, "--query is empty"
+    ),
     "retrieve-no-images": Case(["retrieve", "--model", "{w}/m", "--images", ".", "--query", "x"], 1, "no images"),
-    "retrieve-images-folder-missing": Case(["retrieve", "--model", "{w}/m", "--images", "nope", "--query", "x"], 1, "does not exist"),
-    "retrieve-texts-empty": Case(["retrieve", "--model", "{w}/m", "--images", "{w}/data", "--texts", "t.txt"], 1, "is empty",
-                                 lambda d, w: (d / "t.txt").write_text("")),  # fmt: skip
+    "retrieve-images-folder-missing": Case(
+        ["retrieve", "--model", "{w}/m", "--images", "nope", "--query", "x"], 1, "does not exist"
+    ),
+    "retrieve-texts-empty": Case(
+        ["retrieve", "--model", "{w}/m", "--images", "{w}/data", "--texts", "t.txt"],
+        1,
+        "is empty",
+        lambda d, w: (d / "t.txt").write_text(""),
+    ),
     # -- training data --
     "data-missing": Case(_with(TRAIN, "--data", "nowhere"), 1, "cannot use"),
-    "train-query-scale-zero": Case(TRAIN + ["--query-scale", "0"], 2, "--query-scale must be a positive number or 'sqrt-d'"),
+    "train-query-scale-zero": Case(
+        TRAIN + ["--query-scale", "0"], 2, "--query-scale must be a positive number or 'sqrt-d'"
+    ),
     "train-query-schedule-bad-name": Case(TRAIN + ["--query-schedule", "fast"], 2, "--query-schedule must be one of"),
-    "train-query-schedule-bad-json": Case(TRAIN + ["--query-schedule", '{"beta_schedule": "x"}'], 2, "beta_schedule must be one of"),
-    "data-folder-without-metadata": Case(_with(TRAIN, "--data", "d"), 1, "has no metadata.jsonl", lambda d, w: (d / "d").mkdir()),
-    "data-metadata-bad-json": Case(_with(TRAIN, "--data", "data"), 1, "cannot read image folder",
-                                   lambda d, w: _dataset(d, w, GOOD_ROWS) or (d / "data" / "metadata.jsonl").write_text("{oops\n")),  # fmt: skip
-    "data-empty": Case(_with(TRAIN, "--data", "data"), 1, "metadata.jsonl holds no rows", lambda d, w: _dataset(d, w, [])),
-    "data-row-without-caption": Case(_with(TRAIN, "--data", "data"), 1, "has no caption; fix it, or pass --bad-rows skip",
-                                     lambda d, w: _dataset(d, w, [*GOOD_ROWS, {"file_name": "000004.png"}])),  # fmt: skip
-    "data-row-empty-caption": Case(_with(TRAIN, "--data", "data"), 1, "training row 1 has no caption",
-                                   lambda d, w: _dataset(d, w, [GOOD_ROWS[0], {"file_name": "000004.png", "text": " "}])),  # fmt: skip
-    "data-row-missing-file": Case(_with(TRAIN, "--data", "data"), 1, "which does not exist",
-                                  lambda d, w: _dataset(d, w, [*GOOD_ROWS, {"file_name": "gone.png", "text": "x"}])),  # fmt: skip
-    "data-row-corrupt-image": Case(_with(TRAIN, "--data", "data"), 1, "unreadable image",
-                                   lambda d, w: _dataset(d, w, GOOD_ROWS) or _truncated_png(d / "data" / "000002.png")),  # fmt: skip
-    "data-csv-without-caption-column": Case(_with(TRAIN, "--data", "t.csv"), 1, "set --caption-column",
-                                            lambda d, w: (d / "t.csv").write_text("image,label\nx.png,cat\n")),  # fmt: skip
-    "data-all-rows-bad-skip": Case([*_with(TRAIN, "--data", "data"), "--bad-rows", "skip"], 1, "none of the 2 training rows",
-                                   lambda d, w: _dataset(d, w, [{"file_name": "000000.png", "text": ""},
-                                                                  {"file_name": "gone.png", "text": "x"}])),  # fmt: skip
+    "train-query-schedule-bad-json": Case(
+        TRAIN + ["--query-schedule", '{"beta_schedule": "x"}'], 2, "beta_schedule must be one of"
+    ),
+    "data-folder-without-metadata": Case(
+        _with(TRAIN, "--data", "d"), 1, "has no metadata.jsonl", lambda d, w: (d / "d").mkdir()
+    ),
+    "data-metadata-bad-json": Case(
+        _with(TRAIN, "--data", "data"),
+        1,
+        "cannot read image folder",
+        lambda d, w: _dataset(d, w, GOOD_ROWS) or (d / "data" / "metadata.jsonl").write_text("{oops\n"),
+    ),
+    "data-empty": Case(
+        _with(TRAIN, "--data", "data"), 1, "metadata.jsonl holds no rows", lambda d, w: _dataset(d, w, [])
+    ),
+    "data-row-without-caption": Case(
+        _with(TRAIN, "--data", "data"),
+        1,
+        "has no caption; fix it, or pass --bad-rows skip",
+        lambda d, w: _dataset(d, w, [*GOOD_ROWS, {"file_name": "000004.png"}]),
+    ),
+    "data-row-empty-caption": Case(
+        _with(TRAIN, "--data", "data"),
+        1,
+        "training row 1 has no caption",
+        lambda d, w: _dataset(d, w, [GOOD_ROWS[0], {"file_name": "000004.png", "text": " "}]),
+    ),
+    "data-row-missing-file": Case(
+        _with(TRAIN, "--data", "data"),
+        1,
+        "which does not exist",
+        lambda d, w: _dataset(d, w, [*GOOD_ROWS, {"file_name": "gone.png", "text": "x"}]),
+    ),
+    "data-row-corrupt-image": Case(
+        _with(TRAIN, "--data", "data"),
+        1,
+        "unreadable image",
+        lambda d, w: _dataset(d, w, GOOD_ROWS) or _truncated_png(d / "data" / "000002.png"),
+    ),
+    "data-csv-without-caption-column": Case(
+        _with(TRAIN, "--data", "t.csv"),
+        1,
+        "set --caption-column",
+        lambda d, w: (d / "t.csv").write_text("image,label\nx.png,cat\n"),
+    ),
+    "data-all-rows-bad-skip": Case(
+        [*_with(TRAIN, "--data", "data"), "--bad-rows", "skip"],
+        1,
+        "none of the 2 training rows",
+        lambda d, w: _dataset(d, w, [{"file_name": "000000.png", "text": ""}, {"file_name": "gone.png", "text": "x"}]),
+    ),
     "batch-larger-than-data": Case(_with(TRAIN, "--batch-size", "64"), 1, "exceeds the 8 rows"),
     # -- training options --
     "max-steps-zero": Case(_with(TRAIN, "--max-steps", "0"), 2, "max-steps must be positive"),
@@ -195,32 +309,63 @@ CASES: dict[str, Case] = {
     "lr-scheduler-unknown": Case([*TRAIN, "--lr-scheduler", "exp"], 2, "unknown --lr-scheduler 'exp'"),
     "bad-rows-unknown": Case([*TRAIN, "--bad-rows", "ignore"], 2, "bad-rows must be 'error' or 'skip'"),
     "preset-unknown": Case(_with(TRAIN, "--preset", "huge"), 2, "unknown preset 'huge'"),
-    "preset-json-other-version": Case(_with(TRAIN, "--preset", "c.json"), 1, "unknown keys",
-                                      lambda d, w: (d / "c.json").write_text('{"preset": "tiny", "width": 3}')),  # fmt: skip
-    "deepspeed-bad-json": Case([*TRAIN, "--deepspeed", "ds.json"], 1, "not valid JSON", lambda d, w: (d / "ds.json").write_text("{,}")),
+    "preset-json-other-version": Case(
+        _with(TRAIN, "--preset", "c.json"),
+        1,
+        "unknown keys",
+        lambda d, w: (d / "c.json").write_text('{"preset": "tiny", "width": 3}'),
+    ),
+    "deepspeed-bad-json": Case(
+        [*TRAIN, "--deepspeed", "ds.json"], 1, "not valid JSON", lambda d, w: (d / "ds.json").write_text("{,}")
+    ),
     "deepspeed-unknown": Case([*TRAIN, "--deepspeed", "zero9"], 1, "--deepspeed takes"),
     "resume-nothing": Case([*TRAIN, "--resume-from-checkpoint", "latest"], 1, "nothing to resume"),
     "resume-not-a-checkpoint": Case([*TRAIN, "--resume-from-checkpoint", "{w}/m"], 1, "not a complete checkpoint"),
     "output-dir-is-a-file": Case(TRAIN, 2, "is not a folder", lambda d, w: (d / "out").write_text("x"), absent=[]),
     "output-dir-read-only": Case(_with(TRAIN, "--output-dir", "ro/run"), 2, "cannot write", absent=["ro/run"]),
-    "output-dir-holds-a-run": Case(_with(TRAIN, "--output-dir", "{w}/m"), 1, "--resume-from-checkpoint latest", absent=[]),
+    "output-dir-holds-a-run": Case(
+        _with(TRAIN, "--output-dir", "{w}/m"), 1, "--resume-from-checkpoint latest", absent=[]
+    ),
     # -- streamed shards (img2dataset layout) --
     "shards-match-nothing": Case(_with(TRAIN, "--data", "none/{00000..00003}.tar"), 1, "matches no file"),
-    "shard-truncated": Case(_with(TRAIN, "--data", "shards"), 1, "is not a readable tar file",
-                            lambda d, w: _truncate(write_shards(d / "shards", 2, 4)[1])),
-    "shard-without-captions": Case(_with(TRAIN, "--data", "shards"), 1, "has images but no captions",
-                                   lambda d, w: write_shards(d / "shards", 1, 4, captions=None)),
-    "shard-bad-rows-past-fraction": Case([*_with(TRAIN, "--data", "shards"), "--max-bad-fraction", "0.1"], 1, "--max-bad-fraction 0.1",
-                                         lambda d, w: write_shards(d / "shards", 1, 8, bad=range(6)), one_line=False),  # after progress lines
-    "accumulation-zero": Case([*TRAIN, "--gradient-accumulation-steps", "0"], 2, "gradient-accumulation-steps must be at least 1"),
-    "accumulation-does-not-divide": Case([*TRAIN, "--gradient-accumulation-steps", "3"], 2, "divisible by --gradient-accumulation-steps"),
+    "shard-truncated": Case(
+        _with(TRAIN, "--data", "shards"),
+        1,
+        "is not a readable tar file",
+        lambda d, w: _truncate(write_shards(d / "shards", 2, 4)[1]),
+    ),
+    "shard-without-captions": Case(
+        _with(TRAIN, "--data", "shards"),
+        1,
+        "has images but no captions",
+        lambda d, w: write_shards(d / "shards", 1, 4, captions=None),
+    ),
+    "shard-bad-rows-past-fraction": Case(
+        [*_with(TRAIN, "--data", "shards"), "--max-bad-fraction", "0.1"],
+        1,
+        "--max-bad-fraction 0.1",
+        lambda d, w: write_shards(d / "shards", 1, 8, bad=range(6)),
+        one_line=False,
+    ),  # after progress lines
+    "accumulation-zero": Case(
+        [*TRAIN, "--gradient-accumulation-steps", "0"], 2, "gradient-accumulation-steps must be at least 1"
+    ),
+    "accumulation-does-not-divide": Case(
+        [*TRAIN, "--gradient-accumulation-steps", "3"], 2, "divisible by --gradient-accumulation-steps"
+    ),
     "device-cuda-without-cuda": Case([*TRAIN, "--device", "cuda"], 2, "no CUDA device is visible"),
     "device-unknown": Case([*TRAIN, "--device", "tpu"], 2, "choose auto, cpu, cuda"),
-    "mixed-precision-unknown": Case([*TRAIN, "--mixed-precision", "fp8"], 2, "mixed-precision must be auto, no, bf16 or fp16"),
+    "mixed-precision-unknown": Case(
+        [*TRAIN, "--mixed-precision", "fp8"], 2, "mixed-precision must be auto, no, bf16 or fp16"
+    ),
     "preset-vae-without-weights": Case(_with(TRAIN, "--preset", "sd15"), 2, "pass --init-from SD_DIR"),
     "report-to-unknown": Case([*TRAIN, "--report-to", "wandb"], 2, "report-to must be none or tensorboard"),
-    "validation-every-alone": Case([*TRAIN, "--validation-every", "2"], 2, "needs --validation-prompts or --validation-data"),
-    "scratch-learning-rate-negative": Case([*TRAIN, "--scratch-learning-rate", "-1"], 2, "scratch-learning-rate must be positive"),
+    "validation-every-alone": Case(
+        [*TRAIN, "--validation-every", "2"], 2, "needs --validation-prompts or --validation-data"
+    ),
+    "scratch-learning-rate-negative": Case(
+        [*TRAIN, "--scratch-learning-rate", "-1"], 2, "scratch-learning-rate must be positive"
+    ),
     # -- other commands --
     "data-make-unknown": Case(["data", "make", "mnist-world", "--output-dir", "out"], 2, "unknown dataset"),
     "data-make-existing": Case(["data", "make", "shapes", "--output-dir", "{w}/data"], 2, "already holds a dataset"),
@@ -280,7 +425,9 @@ def test_odd_image_modes_are_converted_and_work(mode, world, tmp_path, monkeypat
 def test_bad_rows_skip_trains_on_the_good_rows_and_says_how_many(world, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _dataset(tmp_path, world, [*GOOD_ROWS, {"file_name": "000004.png"}, {"file_name": "gone.png", "text": "x"}])
-    result = runner.invoke(app, [*[a.replace("{w}", str(world)) for a in _with(TRAIN, "--data", "data")], "--bad-rows", "skip"])
+    result = runner.invoke(
+        app, [*[a.replace("{w}", str(world)) for a in _with(TRAIN, "--data", "data")], "--bad-rows", "skip"]
+    )
     assert result.exit_code == 0, result.output
     assert "skipping 2 of 6 training rows" in result.output
     assert (tmp_path / "out" / "model_index.json").is_file()

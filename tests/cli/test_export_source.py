@@ -32,8 +32,10 @@ def _run(tmp_path: Path) -> Path:
     return tmp_path / "run"
 
 
-@pytest.mark.parametrize("source, expected", [("run", "checkpoint-2"), ("run/checkpoints", "checkpoint-2"),
-                                              ("run/checkpoints/checkpoint-4", "checkpoint-4")])  # fmt: skip
+@pytest.mark.parametrize(
+    "source, expected",
+    [("run", "checkpoint-2"), ("run/checkpoints", "checkpoint-2"), ("run/checkpoints/checkpoint-4", "checkpoint-4")],
+)
 def test_export_follows_latest_of_a_training_folder(tmp_path, exported, source, expected):
     _run(tmp_path)
     result = runner.invoke(app, ["export", str(tmp_path / source), str(tmp_path / "out")])

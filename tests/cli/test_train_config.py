@@ -28,8 +28,26 @@ def world(tmp_path_factory) -> Path:
 
 
 def _flags(world: Path) -> list[str]:
-    return ["--data", str(world / "data"), "--preset", str(world / "micro.json"), "--max-steps", "1", "--batch-size", "4",
-            "--vocab-size", "300", "--warmup-steps", "0", "--lambda", "0.5", "--fusion", "one-way", "--query-scale", "2"]  # fmt: skip
+    return [
+        "--data",
+        str(world / "data"),
+        "--preset",
+        str(world / "micro.json"),
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--vocab-size",
+        "300",
+        "--warmup-steps",
+        "0",
+        "--lambda",
+        "0.5",
+        "--fusion",
+        "one-way",
+        "--query-scale",
+        "2",
+    ]
 
 
 def _train(*args: str) -> None:
@@ -50,8 +68,17 @@ def flag_run(world) -> Path:
 
 
 def test_a_config_file_trains_as_the_same_flags(world, flag_run, tmp_path):
-    recipe = {"data": str(world / "data"), "preset": str(world / "micro.json"), "max_steps": 1, "batch_size": 4,
-              "vocab_size": 300, "warmup_steps": 0, "loss_alignment_weight": 0.5, "fusion": "one-way", "query_scale": "2"}  # fmt: skip
+    recipe = {
+        "data": str(world / "data"),
+        "preset": str(world / "micro.json"),
+        "max_steps": 1,
+        "batch_size": 4,
+        "vocab_size": 300,
+        "warmup_steps": 0,
+        "loss_alignment_weight": 0.5,
+        "fusion": "one-way",
+        "query_scale": "2",
+    }
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
     _train("--config", str(tmp_path / "recipe.json"), "--output-dir", str(tmp_path / "run"))
     assert _saved(tmp_path / "run") == _saved(flag_run)

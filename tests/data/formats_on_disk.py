@@ -53,8 +53,9 @@ def python2_pickle(obj: object) -> bytes:
     return buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
 
 
-def write_cifar_python(path: Path, planes: np.ndarray, labels: np.ndarray, coarse: np.ndarray | None = None,
-                       pickler=python2_pickle) -> None:  # fmt: skip
+def write_cifar_python(
+    path: Path, planes: np.ndarray, labels: np.ndarray, coarse: np.ndarray | None = None, pickler=python2_pickle
+) -> None:
     batch = {b"batch_label": b"batch", b"data": planes, b"filenames": [b"x_%d.png" % i for i in range(len(planes))]}
     if coarse is None:
         batch[b"labels"] = [int(y) for y in labels]

@@ -115,8 +115,15 @@ def test_shards_are_plain_safetensors_and_narrower_dtypes_read_back(sd_pipe, cac
     offsets, raw = shard["text_offsets"].tolist(), shard["text_bytes"].numpy().tobytes()
     assert [raw[a:b].decode() for a, b in itertools.pairwise(offsets)] == batch["text"]
     (tmp_path / "narrow").mkdir()  # an empty folder is fine
-    narrow = write_cache(sd_pipe, str(shapes_dir), tmp_path / "narrow", batch_size=12, condition_dtype="bf16",
-                         latent_dtype="fp16", log=lambda m: None)  # fmt: skip
+    narrow = write_cache(
+        sd_pipe,
+        str(shapes_dir),
+        tmp_path / "narrow",
+        batch_size=12,
+        condition_dtype="bf16",
+        latent_dtype="fp16",
+        log=lambda m: None,
+    )
     small = CachedRows(narrow)
     assert (small.manifest["condition"]["dtype"], small.manifest["latent"]["dtype"]) == ("bf16", "fp16")
     picks = [0, 23, 5]
@@ -142,7 +149,9 @@ def test_sample_latents_draws_what_the_autoencoder_draws(sd_pipe, cache_dir, sha
     batch = rows.batch(list(range(5)))
     z = sample_latents(batch["latent_mean"], batch["latent_std"], rows.scaling_factor, torch.Generator().manual_seed(7))
     torch.testing.assert_close(z, expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(sample_latents(batch["latent_mean"], batch["latent_std"], scale), sd_pipe.autoencoder.encode(pixels[:5]))
+    torch.testing.assert_close(
+        sample_latents(batch["latent_mean"], batch["latent_std"], scale), sd_pipe.autoencoder.encode(pixels[:5])
+    )
 
 
 def test_fingerprint_survives_a_folder_round_trip_and_sees_each_part(sd_pipe, tmp_path):
@@ -176,7 +185,11 @@ def test_check_cache_refuses_other_encoders_in_one_line(sd_pipe, cache_dir, tmp_
 
 @pytest.mark.parametrize(
     "manifest, words",
-    [(None, "not a diffdis encoder cache"), ("{not json", "corrupt"), ({"format": "diffdis-encoder-cache", "format_version": 99}, "newer diffdis")],
+    [
+        (None, "not a diffdis encoder cache"),
+        ("{not json", "corrupt"),
+        ({"format": "diffdis-encoder-cache", "format_version": 99}, "newer diffdis"),
+    ],
 )
 def test_a_missing_corrupt_or_newer_manifest_is_one_line(sd_pipe, cache_dir, tmp_path, manifest, words):
     broken = tmp_path / "broken"
@@ -210,10 +223,14 @@ def test_a_write_that_fails_midway_leaves_nothing(sd_pipe, shapes_dir, loader, t
 def test_refusals_before_any_work(sd_pipe, cache_dir, shapes_dir, tmp_path):
     with pytest.raises(DiffDisError, match="already holds a cache"):
         write_cache(sd_pipe, str(shapes_dir), cache_dir, log=lambda m: None)
-    trainable = types.SimpleNamespace(autoencoder=sd_pipe.autoencoder, config=types.SimpleNamespace(text_encoder_trainable=True))
+    trainable = types.SimpleNamespace(
+        autoencoder=sd_pipe.autoencoder, config=types.SimpleNamespace(text_encoder_trainable=True)
+    )
     with pytest.raises(DiffDisError, match="needs a frozen text encoder"):
         write_cache(trainable, str(shapes_dir), tmp_path / "c", log=lambda m: None)
-    pixels = types.SimpleNamespace(autoencoder=IdentityAutoencoder(), config=types.SimpleNamespace(text_encoder_trainable=False))
+    pixels = types.SimpleNamespace(
+        autoencoder=IdentityAutoencoder(), config=types.SimpleNamespace(text_encoder_trainable=False)
+    )
     with pytest.raises(DiffDisError, match="pixel models need no VAE cache"):
         write_cache(pixels, str(shapes_dir), tmp_path / "c", log=lambda m: None)
     assert not (tmp_path / "c").exists()
@@ -224,7 +241,18 @@ def test_cli_writes_a_cache_and_refuses_bad_requests(sd_dir, shapes_dir, tmp_pat
     from tests.conftest import save_untrained_micro_model
 
     out = tmp_path / "cache"
-    args = ["data", "cache", "--data", str(shapes_dir), "--output-dir", str(out), "--init-from", str(sd_dir), "--batch-size", "8"]
+    args = [
+        "data",
+        "cache",
+        "--data",
+        str(shapes_dir),
+        "--output-dir",
+        str(out),
+        "--init-from",
+        str(sd_dir),
+        "--batch-size",
+        "8",
+    ]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -233,12 +261,38 @@ def test_cli_writes_a_cache_and_refuses_bad_requests(sd_dir, shapes_dir, tmp_pat
     trainable.save_pretrained(tmp_path / "trainable")
     cases = [
         (args, "already holds a cache"),
-        (["data", "cache", "--data", str(shapes_dir), "--output-dir", str(tmp_path / "c2"), "--model", str(tmp_path / "trainable")], "needs a frozen text encoder"),
-        (["data", "cache", "--data", str(shapes_dir), "--output-dir", str(tmp_path / "c3"), "--model", str(save_untrained_micro_model(tmp_path / "pixel"))],
-         "pixel models need no VAE cache"),
-        (["data", "cache", "--data", str(shapes_dir), "--output-dir", str(tmp_path / "c4")], "--model DIR or --init-from"),
+        (
+            [
+                "data",
+                "cache",
+                "--data",
+                str(shapes_dir),
+                "--output-dir",
+                str(tmp_path / "c2"),
+                "--model",
+                str(tmp_path / "trainable"),
+            ],
+            "needs a frozen text encoder",
+        ),
+        (
+            [
+                "data",
+                "cache",
+                "--data",
+                str(shapes_dir),
+                "--output-dir",
+                str(tmp_path / "c3"),
+                "--model",
+                str(save_untrained_micro_model(tmp_path / "pixel")),
+            ],
+            "pixel models need no VAE cache",
+        ),
+        (
+            ["data", "cache", "--data", str(shapes_dir), "--output-dir", str(tmp_path / "c4")],
+            "--model DIR or --init-from",
+        ),
         ([*args[:5], str(tmp_path / "c5"), "--init-from", str(sd_dir), "--device", "bogus"], "--device"),
-    ]  # fmt: skip
+    ]
     for argv, words in cases:
         result = runner.invoke(app, argv)
         assert result.exit_code == 2, (argv, result.output)

@@ -16,7 +16,9 @@ def test_image_folder_with_metadata(shapes_dir):
 
 def test_csv_and_parquet_with_custom_columns(shapes_dir, tmp_path):
     rows = [json.loads(line) for line in (shapes_dir / "metadata.jsonl").read_text().splitlines()]
-    table = pd.DataFrame({"path": [str(shapes_dir / r["file_name"]) for r in rows], "caption": [r["text"] for r in rows]})
+    table = pd.DataFrame(
+        {"path": [str(shapes_dir / r["file_name"]) for r in rows], "caption": [r["text"] for r in rows]}
+    )
     table.to_csv(tmp_path / "d.csv", index=False)
     ds = load_captioned(str(tmp_path / "d.csv"), image_column="path", caption_column="caption")
     assert ds[3]["text"] == rows[3]["text"] and ds[3]["image"].size == (16, 16)

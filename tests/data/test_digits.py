@@ -40,7 +40,9 @@ def test_test_folder_holds_the_split_with_right_captions(targets, tmp_path):
         assert r["label"] == targets[r["index"]] and r["label_name"] == DIGIT_NAMES[r["label"]]
         assert r["split"] == "test"
         others = [name for name in DIGIT_NAMES if name != r["label_name"]]
-        assert (r["label_name"] in r["text"] or str(r["label"]) in r["text"]) and not any(o in r["text"] for o in others)
+        assert (r["label_name"] in r["text"] or str(r["label"]) in r["text"]) and not any(
+            o in r["text"] for o in others
+        )
     image = Image.open(folder / metadata[0]["file_name"])
     assert image.size == (32, 32) and image.mode == "RGB"
     assert np.asarray(image)[0, 0].tolist() == [0, 0, 0] and np.asarray(image).max() > 200  # white on black

@@ -54,12 +54,18 @@ def test_coco_caption_annotations_give_one_row_per_image(tmp_path):
     (tmp_path / "annotations").mkdir()
     for name in ("COCO_val2014_000000000042.jpg", "COCO_val2014_000000000073.jpg", "COCO_val2014_000000000074.jpg"):
         write_image(tmp_path / "val2014" / name)
-    doc = {"images": [{"id": 42, "file_name": "COCO_val2014_000000000042.jpg"},
-                      {"id": 73, "file_name": "COCO_val2014_000000000073.jpg"},
-                      {"id": 74, "file_name": "COCO_val2014_000000000074.jpg"}],
-           "annotations": [{"id": 1, "image_id": 73, "caption": "A dog. "},
-                           {"id": 2, "image_id": 42, "caption": "A cat."},
-                           {"id": 3, "image_id": 73, "caption": "A brown dog."}]}  # fmt: skip
+    doc = {
+        "images": [
+            {"id": 42, "file_name": "COCO_val2014_000000000042.jpg"},
+            {"id": 73, "file_name": "COCO_val2014_000000000073.jpg"},
+            {"id": 74, "file_name": "COCO_val2014_000000000074.jpg"},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 73, "caption": "A dog. "},
+            {"id": 2, "image_id": 42, "caption": "A cat."},
+            {"id": 3, "image_id": 73, "caption": "A brown dog."},
+        ],
+    }
     path = tmp_path / "annotations" / "captions_val2014.json"
     path.write_text(json.dumps(doc))
     data = load_eval_data(str(path))

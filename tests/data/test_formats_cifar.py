@@ -26,8 +26,11 @@ def pixels_of(data) -> np.ndarray:
 @pytest.fixture
 def cifar10(tmp_path):
     """The same random records as cifar-10-batches-bin, cifar-10-batches-py and a parquet folder."""
-    splits = {"test_batch": cifar_planes(6, 10, 0), "data_batch_1": cifar_planes(4, 10, 1),
-              "data_batch_2": cifar_planes(3, 10, 2)}  # fmt: skip
+    splits = {
+        "test_batch": cifar_planes(6, 10, 0),
+        "data_batch_1": cifar_planes(4, 10, 1),
+        "data_batch_2": cifar_planes(3, 10, 2),
+    }
     for name, (planes, labels) in splits.items():
         write_cifar_bin(tmp_path / "cifar-10-batches-bin" / f"{name}.bin", planes, labels)
         write_cifar_python(tmp_path / "cifar-10-batches-py" / name, planes, labels)

@@ -30,9 +30,12 @@ def test_synset_folders_get_imagenet_class_indices(tmp_path):
     write_image(tmp_path / "val" / "n02119789" / "nested" / "x.png")
     data = load_eval_data(str(tmp_path / "val"))
     assert [(r["file_name"], r["label"]) for r in data.rows] == [
-        ("n01440764/ILSVRC2012_val_0.JPEG", 0), ("n01440764/ILSVRC2012_val_1.JPEG", 0),
-        ("n02119789/ILSVRC2012_val_0.JPEG", KIT_FOX), ("n02119789/nested/x.png", KIT_FOX),
-        ("n15075141/ILSVRC2012_val_0.JPEG", 999)]  # fmt: skip
+        ("n01440764/ILSVRC2012_val_0.JPEG", 0),
+        ("n01440764/ILSVRC2012_val_1.JPEG", 0),
+        ("n02119789/ILSVRC2012_val_0.JPEG", KIT_FOX),
+        ("n02119789/nested/x.png", KIT_FOX),
+        ("n15075141/ILSVRC2012_val_0.JPEG", 999),
+    ]
     assert label_targets(data, [f"c{i}" for i in range(1000)])[1:] == ([0, 0, KIT_FOX, KIT_FOX, 999], "label")
     assert data.images([2])[0].size == (16, 16)
 
@@ -63,13 +66,28 @@ def write_devkit(root, ids_and_wnids, truth):
     """An ILSVRC2012_devkit_t12/data with meta.mat in the devkit's struct layout, and the ground truth."""
     from scipy.io import savemat
 
-    fields = ["ILSVRC2012_ID", "WNID", "words", "gloss", "num_children", "children", "wordnet_height",
-              "num_train_images"]  # fmt: skip
+    fields = [
+        "ILSVRC2012_ID",
+        "WNID",
+        "words",
+        "gloss",
+        "num_children",
+        "children",
+        "wordnet_height",
+        "num_train_images",
+    ]
     synsets = np.zeros((len(ids_and_wnids), 1), dtype=[(f, "O") for f in fields])
     for k, (ident, wnid, children) in enumerate(ids_and_wnids):
-        synsets[k, 0] = (np.array([[ident]], dtype=np.uint16), wnid, f"words of {wnid}", "gloss",
-                         np.array([[children]], dtype=np.uint8), np.zeros((1, children)), np.array([[0]]),
-                         np.array([[1300]]))  # fmt: skip
+        synsets[k, 0] = (
+            np.array([[ident]], dtype=np.uint16),
+            wnid,
+            f"words of {wnid}",
+            "gloss",
+            np.array([[children]], dtype=np.uint8),
+            np.zeros((1, children)),
+            np.array([[0]]),
+            np.array([[1300]]),
+        )
     data = root / "ILSVRC2012_devkit_t12" / "data"
     data.mkdir(parents=True)
     savemat(data / "meta.mat", {"synsets": synsets})
@@ -84,8 +102,11 @@ def test_the_devkit_layout_maps_ground_truth_ids_through_meta_mat(tmp_path):
     # devkit IDs are not class indices: ID 1 is kit fox (class 278), ID 2 English setter (212); 1001 is no leaf
     synsets = [(1, "n02119789", 0), (2, "n02100735", 0), (3, "n01440764", 0), (1001, "n01000000", 2)]
     write_devkit(val, synsets, [2, 1, 3])
-    expected = [("ILSVRC2012_val_00000001.JPEG", ENGLISH_SETTER), ("ILSVRC2012_val_00000002.JPEG", KIT_FOX),
-                ("ILSVRC2012_val_00000003.JPEG", 0)]  # fmt: skip
+    expected = [
+        ("ILSVRC2012_val_00000001.JPEG", ENGLISH_SETTER),
+        ("ILSVRC2012_val_00000002.JPEG", KIT_FOX),
+        ("ILSVRC2012_val_00000003.JPEG", 0),
+    ]
     inside = load_eval_data(str(val))  # the devkit inside the image folder, found
     assert [(r["file_name"], r["label"]) for r in inside.rows] == expected and inside.root == val
     (val / "ILSVRC2012_devkit_t12").rename(tmp_path / "ILSVRC2012_devkit_t12")  # beside it: found too

@@ -10,8 +10,20 @@ from diffdis.data.label_sets import (
 from diffdis.errors import DiffDisError
 
 # The paper's 12 zero-shot datasets and their class counts (Caltech-101 as CLIP_benchmark has it, with "background").
-PAPER_SIZES = {"cifar10": 10, "cifar100": 100, "caltech101": 102, "cars": 196, "flowers": 102, "food101": 101,
-               "sun397": 397, "dtd": 47, "fgvc_aircraft": 100, "pets": 37, "eurosat": 10, "imagenet1k": 1000}  # fmt: skip
+PAPER_SIZES = {
+    "cifar10": 10,
+    "cifar100": 100,
+    "caltech101": 102,
+    "cars": 196,
+    "flowers": 102,
+    "food101": 101,
+    "sun397": 397,
+    "dtd": 47,
+    "fgvc_aircraft": 100,
+    "pets": 37,
+    "eurosat": 10,
+    "imagenet1k": 1000,
+}
 
 
 def test_builtin_label_sets_have_their_sizes():
@@ -39,8 +51,20 @@ def test_paper_label_sets_keep_the_dataset_index_order():
     assert load_labels("pets")[:2] == ["Abyssinian", "American Bulldog"]
     assert load_labels("cars")[0] == "AM General Hummer SUV 2000" and load_labels("fgvc_aircraft")[-1] == "Yak-42"
     sizes = {name: len(load_templates(None, name)) for name in PAPER_SIZES}
-    assert sizes == {"cifar10": 18, "cifar100": 18, "caltech101": 34, "cars": 8, "flowers": 1, "food101": 1,
-                     "sun397": 2, "dtd": 8, "fgvc_aircraft": 2, "pets": 1, "eurosat": 3, "imagenet1k": 7}  # fmt: skip
+    assert sizes == {
+        "cifar10": 18,
+        "cifar100": 18,
+        "caltech101": 34,
+        "cars": 8,
+        "flowers": 1,
+        "food101": 1,
+        "sun397": 2,
+        "dtd": 8,
+        "fgvc_aircraft": 2,
+        "pets": 1,
+        "eurosat": 3,
+        "imagenet1k": 7,
+    }
 
 
 def test_default_templates_name_builtin_files():
@@ -69,9 +93,14 @@ def test_labels_from_a_list_and_a_file(tmp_path):
 
 @pytest.mark.parametrize(
     "spec, message",
-    [("cat,cat,dog", "duplicate"), ("cifar11", "unknown label set"), ("only", "unknown label set"),
-     ("missing.txt", "does not exist"), ("cat,", "at least two")],
-)  # fmt: skip
+    [
+        ("cat,cat,dog", "duplicate"),
+        ("cifar11", "unknown label set"),
+        ("only", "unknown label set"),
+        ("missing.txt", "does not exist"),
+        ("cat,", "at least two"),
+    ],
+)
 def test_bad_labels(spec, message):
     with pytest.raises(DiffDisError, match=message):
         load_labels(spec)

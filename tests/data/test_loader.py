@@ -95,8 +95,11 @@ def test_map_style_batches_through_workers_match_the_main_process_and_start_at_s
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_one_pass_reads_every_usable_row_once(tmp_path, num_workers):
     write_shards(tmp_path, 3, 5, bad=[4])
-    batches = list(one_pass_batches(str(tmp_path), image_size=8, batch_size=4, num_workers=num_workers,
-                                    max_bad_fraction=0.2, log=lambda _: None))  # fmt: skip
+    batches = list(
+        one_pass_batches(
+            str(tmp_path), image_size=8, batch_size=4, num_workers=num_workers, max_bad_fraction=0.2, log=lambda _: None
+        )
+    )
     expected = [f"row {i}" for i in range(15) if i != 4]
     if num_workers == 0:
         assert texts(batches) == expected and [len(b["text"]) for b in batches] == [4, 4, 4, 2]

@@ -20,13 +20,19 @@ def test_shapes_world_is_deterministic_and_captions_match(tmp_path):
 
 
 def test_image_to_tensor_handles_modes_and_shapes():
-    for image in (Image.new("L", (40, 20), 128), Image.new("RGBA", (20, 40), (255, 0, 0, 0)),
-                  Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)), Image.new("P", (9, 9))):  # fmt: skip
+    for image in (
+        Image.new("L", (40, 20), 128),
+        Image.new("RGBA", (20, 40), (255, 0, 0, 0)),
+        Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)),
+        Image.new("P", (9, 9)),
+    ):
         t = image_to_tensor(image, 16)
         assert t.shape == (3, 16, 16) and t.min() >= -1 and t.max() <= 1
     transparent = image_to_tensor(Image.new("RGBA", (4, 4), (255, 0, 0, 0)), 4)
     assert torch.allclose(transparent, torch.ones_like(transparent))  # alpha composited on white
-    assert torch.allclose(image_to_tensor(Image.fromarray(np.full((4, 4), 65535, dtype=np.uint16)), 4), torch.ones(3, 4, 4))
+    assert torch.allclose(
+        image_to_tensor(Image.fromarray(np.full((4, 4), 65535, dtype=np.uint16)), 4), torch.ones(3, 4, 4)
+    )
 
 
 def test_tensor_to_images_round_trip():

@@ -25,7 +25,14 @@ def rows(n: int, skip=()) -> list[str]:
 
 def test_brace_patterns_expand_with_padding():
     assert stream.expand_braces("d/{000..002}.tar") == ["d/000.tar", "d/001.tar", "d/002.tar"]
-    assert stream.expand_braces("{a,b}/{8..10}.tar") == ["a/8.tar", "a/9.tar", "a/10.tar", "b/8.tar", "b/9.tar", "b/10.tar"]
+    assert stream.expand_braces("{a,b}/{8..10}.tar") == [
+        "a/8.tar",
+        "a/9.tar",
+        "a/10.tar",
+        "b/8.tar",
+        "b/9.tar",
+        "b/10.tar",
+    ]
 
 
 def test_which_sources_stream(tmp_path, shapes_dir):
@@ -33,7 +40,16 @@ def test_which_sources_stream(tmp_path, shapes_dir):
     pd.DataFrame({"image": [b""], "text": ["x"]}).to_parquet(tmp_path / "one.parquet")
     (tmp_path / "pq").mkdir()
     pd.DataFrame({"image": [b""], "text": ["x"]}).to_parquet(tmp_path / "pq" / "a.parquet")
-    streamed = ["tars", "tars/{00000..00001}.tar", "tars/*.tar", "tars/*", "tars/00000.tar", "one.parquet", "pq", "pq/*.parquet"]
+    streamed = [
+        "tars",
+        "tars/{00000..00001}.tar",
+        "tars/*.tar",
+        "tars/*",
+        "tars/00000.tar",
+        "one.parquet",
+        "pq",
+        "pq/*.parquet",
+    ]
     for data in streamed:
         assert is_streaming_source(str(tmp_path / data)), data
     pd.DataFrame({"image": ["a.png"], "text": ["x"]}).to_csv(tmp_path / "d.csv")
@@ -75,7 +91,9 @@ def test_two_ranks_read_disjoint_rows_that_cover_the_stream(tmp_path, num_shards
 
 def test_bad_rows_are_skipped_and_counted(tmp_path):
     write_shards(tmp_path, 2, 10, bad=[3, 12])
-    batches = list(one_pass_batches(str(tmp_path), image_size=8, batch_size=4, max_bad_fraction=0.2, log=lambda _: None))
+    batches = list(
+        one_pass_batches(str(tmp_path), image_size=8, batch_size=4, max_bad_fraction=0.2, log=lambda _: None)
+    )
     assert texts(batches) == rows(20, skip={3, 12})
     assert sum(b["bad"] for b in batches) == 2 and sum(b["seen"] for b in batches) == 20
     data = training_data(str(tmp_path), image_size=8, batch_size=6, max_bad_fraction=0.3, shuffle_buffer=1)
@@ -135,7 +153,9 @@ def test_a_shard_damaged_in_the_middle_stops_the_run_in_one_line(tmp_path):
     data = bytearray(shard.read_bytes())
     data[offset : offset + 8] = b"garbage!"
     shard.write_bytes(bytes(data))
-    with pytest.raises(DiffDisError, match=rf"shard .*00000.tar is damaged: no valid tar header at byte {offset}") as err:
+    with pytest.raises(
+        DiffDisError, match=rf"shard .*00000.tar is damaged: no valid tar header at byte {offset}"
+    ) as err:
         list(one_pass_batches(str(tmp_path), image_size=8, batch_size=2))
     assert "\n" not in str(err.value)
 
@@ -159,11 +179,24 @@ def test_parquet_streams_bytes_image_structs_and_relative_paths(tmp_path):
     pd.DataFrame({"img": [_png(i) for i in range(4)], "caption": rows(4)}).to_parquet(tmp_path / "a.parquet")
     structs = [{"bytes": _png(i), "path": None} for i in range(2)] + [{"bytes": None, "path": "pics/2.png"}]
     pd.DataFrame({"img": structs, "caption": rows(7)[4:]}).to_parquet(tmp_path / "b.parquet")
-    pd.DataFrame({"img": ["pics/0.png", "pics/1.png", "missing.png"], "caption": ["p0", "p1", "p2"]}).to_parquet(tmp_path / "c.parquet")
-    batches = list(one_pass_batches(str(tmp_path / "*.parquet"), image_size=8, batch_size=4, image_column="img",
-                                    caption_column="caption", max_bad_fraction=0.2, log=lambda _: None))  # fmt: skip
+    pd.DataFrame({"img": ["pics/0.png", "pics/1.png", "missing.png"], "caption": ["p0", "p1", "p2"]}).to_parquet(
+        tmp_path / "c.parquet"
+    )
+    batches = list(
+        one_pass_batches(
+            str(tmp_path / "*.parquet"),
+            image_size=8,
+            batch_size=4,
+            image_column="img",
+            caption_column="caption",
+            max_bad_fraction=0.2,
+            log=lambda _: None,
+        )
+    )
     assert texts(batches) == rows(7) + ["p0", "p1"] and sum(b["bad"] for b in batches) == 1
-    data = training_data(str(tmp_path / "a.parquet"), image_size=8, batch_size=2, image_column="img", caption_column="caption")
+    data = training_data(
+        str(tmp_path / "a.parquet"), image_size=8, batch_size=2, image_column="img", caption_column="caption"
+    )
     assert next(iter(data))["pixels"].shape == (2, 3, 8, 8)
     with pytest.raises(DiffDisError, match="has no column 'image'.*set --image-column"):
         training_data(str(tmp_path / "a.parquet"), image_size=8, batch_size=2)
@@ -174,8 +207,15 @@ def test_parquet_row_groups_are_shards_for_ranks_and_workers(tmp_path):
     table.to_parquet(tmp_path / "one.parquet", row_group_size=10)  # 4 row groups: 2 per rank, 1 per worker
     seen = []
     for rank in range(2):
-        data = training_data(str(tmp_path / "one.parquet"), image_size=8, batch_size=4, rank=rank, world_size=2,
-                             num_workers=2, shuffle_buffer=1)  # fmt: skip
+        data = training_data(
+            str(tmp_path / "one.parquet"),
+            image_size=8,
+            batch_size=4,
+            rank=rank,
+            world_size=2,
+            num_workers=2,
+            shuffle_buffer=1,
+        )
         assert data.state_dict()["num_workers"] == 2
         seen.append(texts(itertools.islice(data, 10)))
     assert sorted(seen[0] + seen[1]) == sorted(rows(40))

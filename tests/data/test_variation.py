@@ -40,14 +40,31 @@ def test_varied_world_records_and_spreads_its_variation(tmp_path):
 
 
 def test_clutter_noise_and_slant_change_the_picture_but_not_its_object():
-    rng = lambda: np.random.default_rng(0)
+    def rng():
+        return np.random.default_rng(0)
+
     from diffdis.data.world import draw_thing
 
     plain = np.asarray(draw_thing("cat", "red", "gray", "medium", "centre", False, 0, rng(), 32)).astype(int)
-    varied = np.asarray(draw_thing("cat", "red", "gray", "medium", "centre", False, 0, rng(), 32,
-                                   variation=Variation(slant=0.3, clutter=3, noise=6.0))).astype(int)  # fmt: skip
+    varied = np.asarray(
+        draw_thing(
+            "cat",
+            "red",
+            "gray",
+            "medium",
+            "centre",
+            False,
+            0,
+            rng(),
+            32,
+            variation=Variation(slant=0.3, clutter=3, noise=6.0),
+        )
+    ).astype(int)
     assert np.abs(plain - varied).mean() > 3
-    red = lambda a: (np.abs(a - (220, 40, 40)).sum(-1) < 60).sum()
+
+    def red(a):
+        return (np.abs(a - (220, 40, 40)).sum(-1) < 60).sum()
+
     assert red(varied) > 0.5 * red(plain)  # the red cat is still there
 
 

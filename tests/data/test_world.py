@@ -96,12 +96,14 @@ def test_cli_makes_world_and_digits_and_rejects_a_bad_split(tmp_path):
     from diffdis_cli.main import app
 
     runner = CliRunner()
-    made = runner.invoke(app, ["data", "make", "world", "--output-dir", str(tmp_path / "w"), "--num-images", "3", "--split",
-                               "heldout"])  # fmt: skip
+    made = runner.invoke(
+        app, ["data", "make", "world", "--output-dir", str(tmp_path / "w"), "--num-images", "3", "--split", "heldout"]
+    )
     assert made.exit_code == 0, made.output
     assert {r["split"] for r in rows(tmp_path / "w")} == {"heldout"}
-    digits = runner.invoke(app, ["data", "make", "digits", "--output-dir", str(tmp_path / "d"), "--num-images", "5", "--split",
-                                 "test"])  # fmt: skip
+    digits = runner.invoke(
+        app, ["data", "make", "digits", "--output-dir", str(tmp_path / "d"), "--num-images", "5", "--split", "test"]
+    )
     assert digits.exit_code == 0 and len(rows(tmp_path / "d")) == 5
     bad = runner.invoke(app, ["data", "make", "world", "--output-dir", str(tmp_path / "x"), "--split", "test"])
     assert bad.exit_code == 2 and "heldout" in bad.output
@@ -112,10 +114,16 @@ def test_cli_style_chooses_varied_or_plain_drawings(tmp_path):
 
     runner = CliRunner()
     for style in ("plain", "varied"):
-        made = runner.invoke(app, ["data", "make", "world", "--output-dir", str(tmp_path / style), "--num-images", "3", "--style", style])
+        made = runner.invoke(
+            app, ["data", "make", "world", "--output-dir", str(tmp_path / style), "--num-images", "3", "--style", style]
+        )
         assert made.exit_code == 0, made.output
-    assert all("slant" not in r for r in rows(tmp_path / "plain")) and all("slant" in r for r in rows(tmp_path / "varied"))
-    assert (tmp_path / "plain" / "metadata.jsonl").read_bytes() == (make_world(tmp_path / "p2", 3, style="plain") / "metadata.jsonl").read_bytes()
+    assert all("slant" not in r for r in rows(tmp_path / "plain")) and all(
+        "slant" in r for r in rows(tmp_path / "varied")
+    )
+    assert (tmp_path / "plain" / "metadata.jsonl").read_bytes() == (
+        make_world(tmp_path / "p2", 3, style="plain") / "metadata.jsonl"
+    ).read_bytes()
     wild = runner.invoke(app, ["data", "make", "world", "--output-dir", str(tmp_path / "w"), "--style", "wild"])
     assert wild.exit_code != 0 and "style" in wild.output and not (tmp_path / "w" / "metadata.jsonl").exists()
     shapes = runner.invoke(app, ["data", "make", "shapes", "--output-dir", str(tmp_path / "s"), "--style", "plain"])

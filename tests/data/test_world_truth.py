@@ -26,9 +26,17 @@ def test_every_caption_states_only_what_its_image_shows(world):
 
 def test_background_phrases_are_not_read_as_colours():
     assert caption_attributes("a white car on a black background") == {
-        "colour": "white", "object": "automobile", "background": "dark"}  # fmt: skip
+        "colour": "white",
+        "object": "automobile",
+        "background": "dark",
+    }
     assert caption_attributes("a tiny crimson plane in the sky, in the top left corner") == {
-        "size": "small", "colour": "red", "object": "airplane", "background": "sky", "position": "top left"}  # fmt: skip
+        "size": "small",
+        "colour": "red",
+        "object": "airplane",
+        "background": "sky",
+        "position": "top left",
+    }
     with pytest.raises(DiffDisError, match="not a world caption: 'on' is not in its grammar"):
         caption_attributes("a red car on the moon")
 

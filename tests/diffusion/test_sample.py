@@ -14,7 +14,9 @@ def test_every_scheduler_reaches_the_oracle_x0(name, steps):
     """With a denoiser that knows x0, every sampler must land on x0, in x0 or in eps parametrisation."""
     target = torch.randn(2, 1, 8)
     noise = torch.randn(2, 1, 8, generator=torch.Generator().manual_seed(0))
-    out = sample(lambda x, t: target, noise, make_scheduler(name, SCHEDULE), steps, "sample", torch.Generator().manual_seed(1))
+    out = sample(
+        lambda x, t: target, noise, make_scheduler(name, SCHEDULE), steps, "sample", torch.Generator().manual_seed(1)
+    )
     assert torch.allclose(out, target, atol=1e-3), (name, (out - target).abs().max())
 
 
@@ -36,7 +38,9 @@ def test_eps_parametrisation_matches_sample_parametrisation():
 def test_fresh_schedulers_and_stochastic_sampler_are_seeded():
     noise = torch.randn(1, 8)
     runs = [
-        sample(lambda x, t: 0.5 * x, noise, make_scheduler("ddpm", SCHEDULE), 5, "sample", torch.Generator().manual_seed(3))
+        sample(
+            lambda x, t: 0.5 * x, noise, make_scheduler("ddpm", SCHEDULE), 5, "sample", torch.Generator().manual_seed(3)
+        )
         for _ in range(2)
     ]
     assert torch.equal(*runs)

@@ -34,9 +34,13 @@ def test_the_query_schedule_noises_the_query_and_sets_its_timesteps():
     from diffdis.model.unet import DiffDisModel
     from diffdis.train.losses import StepNoise, TextInputs, UnifiedLossSettings, unified_forward
 
-    cfg = preset("tiny", query_scale="sqrt-d", query_schedule={"num_train_timesteps": 50, "beta_schedule": "squaredcos_cap_v2"})
+    cfg = preset(
+        "tiny", query_scale="sqrt-d", query_schedule={"num_train_timesteps": 50, "beta_schedule": "squaredcos_cap_v2"}
+    )
     settings = UnifiedLossSettings(tasks="disc")
-    noise = StepNoise.draw(torch.Generator().manual_seed(0), settings, 1000, (0, 64, 64), (3, 32, 32), cfg.query_dim, 50)
+    noise = StepNoise.draw(
+        torch.Generator().manual_seed(0), settings, 1000, (0, 64, 64), (3, 32, 32), cfg.query_dim, 50
+    )
     assert noise.t_e.max() < 50 and noise.t_e.max() > 25
     model = DiffDisModel(cfg)
     seen = {}

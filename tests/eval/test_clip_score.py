@@ -24,11 +24,31 @@ def clip_dir(tmp_path_factory, tokenizer) -> Path:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     folder = tmp_path_factory.mktemp("clip") / "clip"
-    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
-    config = CLIPConfig(text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                                     "num_attention_heads": 2, "max_position_embeddings": 16, **ids},
-                        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
-                                       "num_hidden_layers": 1, "num_attention_heads": 2}, projection_dim=16)  # fmt: skip
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            **ids,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
+        projection_dim=16,
+    )
     torch.manual_seed(0)
     CLIPModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -76,11 +96,25 @@ def test_eval_generate_reports_clip_score(tmp_path, micro_model, clip_dir, monke
 
     monkeypatch.chdir(tmp_path)
     make_world(tmp_path / "world", 4, seed=0, size=16)
-    common = ["eval", "generate", "--model", str(micro_model), "--prompts", "world", "--num-inference-steps", "1",
-              "--features", "tests.eval.test_generate:colour_features"]  # fmt: skip
+    common = [
+        "eval",
+        "generate",
+        "--model",
+        str(micro_model),
+        "--prompts",
+        "world",
+        "--num-inference-steps",
+        "1",
+        "--features",
+        "tests.eval.test_generate:colour_features",
+    ]
     result = runner.invoke(app, [*common, "--clip-model", str(clip_dir), "--json"])
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.stdout)
-    assert 0 <= record["clip_score"] <= 100 and record["clip_model"] == str(clip_dir) and -1 <= record["diffdis_score"] <= 1
+    assert (
+        0 <= record["clip_score"] <= 100
+        and record["clip_model"] == str(clip_dir)
+        and -1 <= record["diffdis_score"] <= 1
+    )
     result = runner.invoke(app, [*common, "--clip-model", str(tmp_path / "none")])
     assert result.exit_code == 1 and "no CLIPModel folder" in result.output

@@ -67,4 +67,7 @@ def test_builtin_splits_are_cached_under_the_generator_version(tmp_path, monkeyp
     assert len(first) == 4 and [p.name for p in (tmp_path / "datasets").iterdir()] == [f"digits-v{version}-test-4"]
     monkeypatch.setitem(builtin.VERSIONS, "digits", version + 1)  # a newer generator never reuses the older copy
     assert len(load_eval_data("digits:4")) == 4
-    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == [f"digits-v{version}-test-4", f"digits-v{version + 1}-test-4"]
+    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == [
+        f"digits-v{version}-test-4",
+        f"digits-v{version + 1}-test-4",
+    ]

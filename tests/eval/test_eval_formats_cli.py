@@ -31,8 +31,24 @@ def test_classify_cifar_with_the_cifar10_label_set(setup, monkeypatch):
     monkeypatch.chdir(setup)
     records = []
     for data, data_format in (("cifar-10-batches-bin", "auto"), ("cifar-10-batches-py", "cifar-python")):
-        result = runner.invoke(app, ["eval", "classify", "--model", "model", "--data", data, "--labels", "cifar10",
-                                     "--data-format", data_format, "--num-inference-steps", "1", "--json"])  # fmt: skip
+        result = runner.invoke(
+            app,
+            [
+                "eval",
+                "classify",
+                "--model",
+                "model",
+                "--data",
+                data,
+                "--labels",
+                "cifar10",
+                "--data-format",
+                data_format,
+                "--num-inference-steps",
+                "1",
+                "--json",
+            ],
+        )
         assert result.exit_code == 0, result.output
         records.append(json.loads(result.stdout)[0])
     binary, python = records
@@ -43,14 +59,40 @@ def test_classify_cifar_with_the_cifar10_label_set(setup, monkeypatch):
 
 def test_retrieve_karpathy_json(setup, monkeypatch):
     monkeypatch.chdir(setup)
-    result = runner.invoke(app, ["eval", "retrieve", "--model", "model", "--data", "coco/dataset_coco.json",
-                                 "--num-inference-steps", "1", "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "retrieve",
+            "--model",
+            "model",
+            "--data",
+            "coco/dataset_coco.json",
+            "--num-inference-steps",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.stdout)
     assert record["data"] == "coco-test" and record["n"] == 4 and record["num_texts"] == 20  # 5 captions an image
     assert record["text_to_image_R@5"] == 1.0  # k clipped to the 4 images
-    result = runner.invoke(app, ["eval", "retrieve", "--model", "model", "--data", "coco/dataset_coco.json@val",
-                                 "--max-samples", "1", "--num-inference-steps", "1", "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "retrieve",
+            "--model",
+            "model",
+            "--data",
+            "coco/dataset_coco.json@val",
+            "--max-samples",
+            "1",
+            "--num-inference-steps",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.stdout)
     assert record["data"] == "coco-val" and record["n"] == 1 and record["num_texts"] == 5
@@ -59,10 +101,26 @@ def test_retrieve_karpathy_json(setup, monkeypatch):
 
 def test_generate_prompts_from_karpathy_with_cifar_reference(setup, monkeypatch):
     monkeypatch.chdir(setup)
-    result = runner.invoke(app, ["eval", "generate", "--model", "model", "--prompts", "coco/dataset_coco.json",
-                                 "--reference", "cifar-10-batches-bin", "--num-prompts", "3",
-                                 "--features", "tests.eval.test_generate:colour_features", "--num-inference-steps", "1",
-                                 "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "generate",
+            "--model",
+            "model",
+            "--prompts",
+            "coco/dataset_coco.json",
+            "--reference",
+            "cifar-10-batches-bin",
+            "--num-prompts",
+            "3",
+            "--features",
+            "tests.eval.test_generate:colour_features",
+            "--num-inference-steps",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.stdout)
     assert record["data"] == "coco-test" and record["reference"] == "cifar-10-batches-bin-test" and record["n"] == 3
@@ -71,9 +129,11 @@ def test_generate_prompts_from_karpathy_with_cifar_reference(setup, monkeypatch)
 def test_bad_data_options_are_refused_in_one_line(setup, monkeypatch):
     monkeypatch.chdir(setup)
     base = ["eval", "classify", "--model", "model", "--labels", "cifar10"]
-    cases = ((["--data", "cifar-10-batches-bin", "--data-format", "nope"], 2, "choose auto or one of"),
-             (["--data", "cifar-10-batches-bin@valid"], 1, "not 'valid'"),
-             (["--data", "coco/dataset_coco.json", "--data-format", "cifar-bin"], 1, "not a whole number"))  # fmt: skip
+    cases = (
+        (["--data", "cifar-10-batches-bin", "--data-format", "nope"], 2, "choose auto or one of"),
+        (["--data", "cifar-10-batches-bin@valid"], 1, "not 'valid'"),
+        (["--data", "coco/dataset_coco.json", "--data-format", "cifar-bin"], 1, "not a whole number"),
+    )
     for extra, code, message in cases:
         result = runner.invoke(app, [*base, *extra])
         assert result.exit_code == code and message in result.output, result.output

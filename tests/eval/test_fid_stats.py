@@ -57,13 +57,20 @@ def test_shards_merge_into_the_statistics_of_their_union():
 
 def test_npz_round_trip_in_pytorch_fid_layout(tmp_path):
     x = rows(30)
-    path = save_stats(tmp_path / "ref.npz", statistics_of(FeatureStats.of(x), "judge", "judge:abc", "world"), data="world")
+    path = save_stats(
+        tmp_path / "ref.npz", statistics_of(FeatureStats.of(x), "judge", "judge:abc", "world"), data="world"
+    )
     with np.load(path) as f:  # what pytorch-fid's and clean-fid's loaders do
         mu, sigma = f["mu"][:], f["sigma"][:]
     assert mu.dtype == sigma.dtype == np.float64 and mu.shape == (5,) and sigma.shape == (5, 5)
     np.testing.assert_allclose(sigma, np.cov(x, rowvar=False), rtol=1e-10)
     stored = load_stats(path)
-    assert (stored.n, stored.features, stored.features_id, str(stored.extra["data"])) == (30, "judge", "judge:abc", "world")
+    assert (stored.n, stored.features, stored.features_id, str(stored.extra["data"])) == (
+        30,
+        "judge",
+        "judge:abc",
+        "world",
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["ref.npz"]  # the temporary file is gone
     np.savez(tmp_path / "theirs.npz", mu=mu, sigma=sigma)  # pytorch-fid's own files say nothing else
     theirs = load_stats(tmp_path / "theirs.npz")
@@ -75,8 +82,13 @@ def test_bad_files_are_refused_in_one_line(tmp_path):
     np.savez(tmp_path / "other.npz", mean=np.zeros(3))
     np.savez(tmp_path / "shapes.npz", mu=np.zeros(3), sigma=np.eye(2))
     np.savez(tmp_path / "nan.npz", mu=np.full(2, np.nan), sigma=np.eye(2))
-    cases = (("missing.npz", "no such file"), ("text.npz", "not a readable .npz"), ("other.npz", "'mu' and 'sigma'"),
-             ("shapes.npz", r"mu must be \(D,\)"), ("nan.npz", "NaN"))  # fmt: skip
+    cases = (
+        ("missing.npz", "no such file"),
+        ("text.npz", "not a readable .npz"),
+        ("other.npz", "'mu' and 'sigma'"),
+        ("shapes.npz", r"mu must be \(D,\)"),
+        ("nan.npz", "NaN"),
+    )
     for name, message in cases:
         with pytest.raises(DiffDisError, match=message) as err:
             load_stats(tmp_path / name)
@@ -87,7 +99,9 @@ def test_bad_files_are_refused_in_one_line(tmp_path):
 def test_statistics_of_other_features_are_refused():
     stored = Statistics(np.zeros(128), np.eye(128), 10, "judge", "judge:aaaa", "ref.npz")
     features = Features(lambda images: None, "inception:torch-fidelity", "inception:torch-fidelity:bbbb", 2048)
-    with pytest.raises(DiffDisError, match="128-d statistics but this run's inception:torch-fidelity features are 2048-d"):
+    with pytest.raises(
+        DiffDisError, match="128-d statistics but this run's inception:torch-fidelity features are 2048-d"
+    ):
         check_same_features(stored, features.name, features.identity, features.dim)
     with pytest.raises(DiffDisError, match=r"made with judge features \(judge:aaaa\), this run uses judge:other"):
         check_same_features(stored, "judge:other", "judge:cccc", 128)

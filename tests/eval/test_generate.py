@@ -36,8 +36,22 @@ def setup(tmp_path_factory, micro_model) -> Path:
 
 def test_generate_with_judge_features(setup, monkeypatch):
     monkeypatch.chdir(setup)
-    result = runner.invoke(app, ["eval", "generate", "--model", "model", "--prompts", "world", "--features", "judge:judge",
-                                 "--num-inference-steps", "2", "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "generate",
+            "--model",
+            "model",
+            "--prompts",
+            "world",
+            "--features",
+            "judge:judge",
+            "--num-inference-steps",
+            "2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.stdout)
     assert record["n"] == 6 and record["n_reference"] == 6 and np.isfinite(record["fid"])
@@ -48,9 +62,26 @@ def test_generate_with_judge_features(setup, monkeypatch):
 
 def test_generate_from_a_prompt_file_with_pluggable_features(setup, monkeypatch):
     monkeypatch.chdir(setup)
-    result = runner.invoke(app, ["eval", "generate", "--model", "model", "--prompts", "prompts.txt", "--reference", "world",
-                                 "--features", "tests.eval.test_generate:colour_features", "--num-inference-steps", "1",
-                                 "--output", "out/gen.json", "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "generate",
+            "--model",
+            "model",
+            "--prompts",
+            "prompts.txt",
+            "--reference",
+            "world",
+            "--features",
+            "tests.eval.test_generate:colour_features",
+            "--num-inference-steps",
+            "1",
+            "--output",
+            "out/gen.json",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.stdout)
     assert record["n"] == 3 and "judge_object_accuracy" not in record and record["fid"] >= -1e-6
@@ -59,7 +90,9 @@ def test_generate_from_a_prompt_file_with_pluggable_features(setup, monkeypatch)
     assert result.exit_code == 2 and "--reference" in result.output
     result = runner.invoke(app, ["eval", "generate", "--prompts", "world", "--inception-weights", "x.pth"])
     assert result.exit_code == 1 and "no such file" in result.output
-    result = runner.invoke(app, ["eval", "generate", "--prompts", "world", "--inception-weights", "x.pth", "--features", "judge"])
+    result = runner.invoke(
+        app, ["eval", "generate", "--prompts", "world", "--inception-weights", "x.pth", "--features", "judge"]
+    )
     assert result.exit_code == 2 and "not both" in result.output
 
 

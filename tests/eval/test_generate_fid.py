@@ -74,9 +74,13 @@ def test_statistics_of_other_features_and_bad_files_are_refused(setup, monkeypat
     refused([*base, "--reference", "judge.npz", "--features", COLOUR], 1, "holds 128-d statistics but this run's")
     refused([*base, "--reference", "judge.npz", "--features", "judge:judge2"], 1, "was made with judge:judge features")
     refused([*base, "--reference", "foreign.npz"], 1, "needs arrays 'mu' and 'sigma'")
-    refused([*base, "--reference", "judge.npz", "--max-reference", "4", "--features", "judge:judge"], 1, "--max-reference")
+    refused(
+        [*base, "--reference", "judge.npz", "--max-reference", "4", "--features", "judge:judge"], 1, "--max-reference"
+    )
     refused(["eval", "fid-stats", "--data", "world", "--output", "ref.json"], 2, "must end in .npz")
-    refused(["eval", "fid-stats", "--data", "world", "--output", "r.npz", "--max-samples", "1"], 2, "at least two images")
+    refused(
+        ["eval", "fid-stats", "--data", "world", "--output", "r.npz", "--max-samples", "1"], 2, "at least two images"
+    )
     assert not Path("never").exists() and not Path("x.json").exists()  # refused before anything was made
     same = run(*base[:-4], "--reference", "judge.npz", "--features", "judge:judge", "--output", "y.json")
     assert np.isfinite(same["fid"])  # the same weights by another path

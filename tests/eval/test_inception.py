@@ -16,8 +16,14 @@ from PIL import Image
 
 from diffdis.errors import DiffDisError
 from diffdis.eval.fid import load_extractor
-from diffdis.eval.inception import (FIDInceptionV3, inception_features, load_fid_inception, random_fid_inception,
-                                    resize_bicubic_pil, resize_bilinear_tf1)
+from diffdis.eval.inception import (
+    FIDInceptionV3,
+    inception_features,
+    load_fid_inception,
+    random_fid_inception,
+    resize_bicubic_pil,
+    resize_bilinear_tf1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +137,9 @@ def torch_fidelity_inception() -> types.ModuleType:
 
 def test_features_match_torch_fidelity(weights):
     module = torch_fidelity_inception()
-    theirs = module.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights))
+    theirs = module.FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
+    )
     batch = images(3, 5)
     with torch.no_grad():
         expected = theirs(torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in batch]))[0]

@@ -21,7 +21,9 @@ def test_records_keep_enough_to_recompute_metrics():
 
 def test_output_paths():
     fields = dict(task="classify", data="world/train", scheduler="dpm++", steps=5)
-    assert str(output_path("r/{task}_{data}_{scheduler}_{steps}.json", **fields)) == "r/classify_world-train_dpm++_5.json"
+    assert (
+        str(output_path("r/{task}_{data}_{scheduler}_{steps}.json", **fields)) == "r/classify_world-train_dpm++_5.json"
+    )
     sharded = output_path("r/{task}.json", **fields, num_shards=4, shard_index=2)
     assert str(sharded) == "r/classify_shard2of4.json"
     with pytest.raises(DiffDisError, match="unknown field"):
@@ -35,8 +37,13 @@ def test_shards_merge_exactly(tmp_path):
     paths = []
     for i in range(2):
         rows = list(range(i, 9, 2))
-        record = {**base, "shard_index": i, "n": len(rows), "seconds": 1.0 + i,
-                  "samples": sample_record(logits[rows], targets[rows].tolist(), rows)}  # fmt: skip
+        record = {
+            **base,
+            "shard_index": i,
+            "n": len(rows),
+            "seconds": 1.0 + i,
+            "samples": sample_record(logits[rows], targets[rows].tolist(), rows),
+        }
         paths.append(write_record(record, tmp_path / f"s{i}.json"))
     other = write_record({**base, "scheduler": "unipc", "num_shards": 1, "n": 9, "acc1": 0.5}, tmp_path / "u.json")
     merged = merge_shards(read_records([*paths, other]))

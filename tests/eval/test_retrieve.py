@@ -31,7 +31,9 @@ def test_shards_of_images_merge_into_the_recall_of_all_images():
     scores = torch.randint(0, 4, (7, 23)).float() / 4  # few values: many ties, broken by index
     expected = retrieval_recall(scores, torch.tensor(text_image))
     for num_shards in (1, 2, 3, 7):
-        shards = [shard_samples(scores[i::num_shards], list(range(7))[i::num_shards], text_image) for i in range(num_shards)]
+        shards = [
+            shard_samples(scores[i::num_shards], list(range(7))[i::num_shards], text_image) for i in range(num_shards)
+        ]
         assert recall_from_samples(shards) == expected
     # a partial merge: only the texts whose image is there count for text->image
     part = shard_samples(scores[0::2], [0, 2, 4, 6], text_image)

@@ -74,12 +74,32 @@ def test_classify_sweep_equals_the_command(setup, monkeypatch):
     data = load_classify_data("world", "world_colours", num_shards=2, shard_index=1)
     grid = SamplerGrid(schedulers=["ddim", "dpm++"], steps=[1], guidance=[1.0, 2.0])
     records = classify_sweep(pipe, data, grid, model=Path("model"), output="lib/{task}_{scheduler}.json")
-    command = cli("eval", "classify", "--model", "model", "--data", "world", "--labels", "world_colours", "--scheduler",
-                  "ddim,dpm++", "--num-inference-steps", "1", "--guidance-scale", "1,2", "--num-shards", "2",
-                  "--shard-index", "1", "--output", "cmd/{task}_{scheduler}.json")  # fmt: skip
+    command = cli(
+        "eval",
+        "classify",
+        "--model",
+        "model",
+        "--data",
+        "world",
+        "--labels",
+        "world_colours",
+        "--scheduler",
+        "ddim,dpm++",
+        "--num-inference-steps",
+        "1",
+        "--guidance-scale",
+        "1,2",
+        "--num-shards",
+        "2",
+        "--shard-index",
+        "1",
+        "--output",
+        "cmd/{task}_{scheduler}.json",
+    )
     assert_same(records, command)
     assert [Path(r["path"]).name for r in records] == [
-        f"classify_{s}_g{g}_shard1of2.json" for s in ("ddim", "dpm++") for g in (1.0, 2.0)]  # fmt: skip
+        f"classify_{s}_g{g}_shard1of2.json" for s in ("ddim", "dpm++") for g in (1.0, 2.0)
+    ]
     for r in records:
         assert_schema(r)
         assert r["n"] == 3 and r["num_classes"] == 11 and len(r["samples"]["index"]) == 3
@@ -91,11 +111,34 @@ def test_diffusion_classifier_records(setup, monkeypatch):
     pipe = DiffDisPipeline.from_pretrained("model")
     data = load_classify_data("world", "red,green,blue", drop_unknown=True, max_samples=2)
     logs: list[str] = []
-    records = classify_sweep(pipe, data, model=Path("model"), method="diffusion-classifier", dc_timesteps=[2, 3],
-                             output="lib/dc_{steps}.json", log=logs.append)  # fmt: skip
-    command = cli("eval", "classify", "--model", "model", "--data", "world", "--labels", "red,green,blue", "--drop-unknown",
-                  "--max-samples", "2", "--method", "diffusion-classifier", "--dc-timesteps", "2,3",
-                  "--output", "cmd/dc_{steps}.json")  # fmt: skip
+    records = classify_sweep(
+        pipe,
+        data,
+        model=Path("model"),
+        method="diffusion-classifier",
+        dc_timesteps=[2, 3],
+        output="lib/dc_{steps}.json",
+        log=logs.append,
+    )
+    command = cli(
+        "eval",
+        "classify",
+        "--model",
+        "model",
+        "--data",
+        "world",
+        "--labels",
+        "red,green,blue",
+        "--drop-unknown",
+        "--max-samples",
+        "2",
+        "--method",
+        "diffusion-classifier",
+        "--dc-timesteps",
+        "2,3",
+        "--output",
+        "cmd/dc_{steps}.json",
+    )
     assert_same(records, command)
     assert [r["unet_passes_per_image"] for r in records] == [2 * 3, 3 * 3] and len(logs) == 2
     for r in records:
@@ -114,10 +157,23 @@ def test_retrieve_sweep_equals_the_command(setup, monkeypatch):
 
     for shards in (1, 2):
         data = load_retrieve_data("world", num_shards=shards)
-        records = retrieve_sweep(pipe, data, SamplerGrid(steps=[1, 2]), model=Path("model"), output="lib/r.json",
-                                 progress=progress)  # fmt: skip
-        command = cli("eval", "retrieve", "--model", "model", "--data", "world", "--num-inference-steps", "1,2",
-                      "--num-shards", str(shards), "--output", "cmd/r.json")  # fmt: skip
+        records = retrieve_sweep(
+            pipe, data, SamplerGrid(steps=[1, 2]), model=Path("model"), output="lib/r.json", progress=progress
+        )
+        command = cli(
+            "eval",
+            "retrieve",
+            "--model",
+            "model",
+            "--data",
+            "world",
+            "--num-inference-steps",
+            "1,2",
+            "--num-shards",
+            str(shards),
+            "--output",
+            "cmd/r.json",
+        )
         assert_same(records, command)
         for r in records:
             assert_schema(r)
@@ -130,8 +186,26 @@ def test_generate_eval_equals_the_command(setup, monkeypatch):
     pipe = DiffDisPipeline.from_pretrained("model")
     job = load_generate_job("world", num_prompts=4, batch_size=2, num_shards=2)
     record = generate_eval(pipe, job, choose_features(COLOUR), model=Path("model"), steps=1, output="lib/gen.json")
-    (command,) = cli("eval", "generate", "--model", "model", "--prompts", "world", "--num-prompts", "4", "--batch-size", "2",
-                     "--num-shards", "2", "--features", COLOUR, "--num-inference-steps", "1", "--output", "cmd/gen.json")  # fmt: skip
+    (command,) = cli(
+        "eval",
+        "generate",
+        "--model",
+        "model",
+        "--prompts",
+        "world",
+        "--num-prompts",
+        "4",
+        "--batch-size",
+        "2",
+        "--num-shards",
+        "2",
+        "--features",
+        COLOUR,
+        "--num-inference-steps",
+        "1",
+        "--output",
+        "cmd/gen.json",
+    )
     beside = ("images", "grid", "path")  # files beside each record: the same names in another folder
     assert [record[k].replace("lib/", "cmd/") for k in beside] == [command[k] for k in beside]
     assert list(record) == list(command)
@@ -143,15 +217,19 @@ def test_generate_eval_equals_the_command(setup, monkeypatch):
 
 
 def test_bad_options_are_refused_before_anything_loads():
-    assert check_options("classify", "diffdis", 1, 0, "ddim,dpm++", "1,2", None) == SamplerGrid(["ddim", "dpm++"], [1, 2])
+    assert check_options("classify", "diffdis", 1, 0, "ddim,dpm++", "1,2", None) == SamplerGrid(
+        ["ddim", "dpm++"], [1, 2]
+    )
     assert check_options("classify", "diffusion-classifier", 1, 0, "nope", "x") == SamplerGrid()  # it has no sampler
-    for args, message in ((("classify", "nope", 1, 0), "must be diffdis, diffusion-classifier or clip"),
-                          (("retrieve", "diffusion-classifier", 1, 0), "must be diffdis or clip"),
-                          (("retrieve", "diffdis", 2, 2), "--shard-index 2 must be below --num-shards 2"),
-                          (("classify", "diffdis", 1, 0, "ddim,nope"), "unknown scheduler"),
-                          (("classify", "diffdis", 1, 0, None, "5,x"), "comma-separated"),
-                          (("classify", "diffdis", 1, 0, None, None, ","), "--guidance-scale is empty"),
-                          (("retrieve", "clip", 1, 0, None, "5"), "encodes each image once")):  # fmt: skip
+    for args, message in (
+        (("classify", "nope", 1, 0), "must be diffdis, diffusion-classifier or clip"),
+        (("retrieve", "diffusion-classifier", 1, 0), "must be diffdis or clip"),
+        (("retrieve", "diffdis", 2, 2), "--shard-index 2 must be below --num-shards 2"),
+        (("classify", "diffdis", 1, 0, "ddim,nope"), "unknown scheduler"),
+        (("classify", "diffdis", 1, 0, None, "5,x"), "comma-separated"),
+        (("classify", "diffdis", 1, 0, None, None, ","), "--guidance-scale is empty"),
+        (("retrieve", "clip", 1, 0, None, "5"), "encodes each image once"),
+    ):
         with pytest.raises(UsageError, match=message):
             check_options(*args)
 

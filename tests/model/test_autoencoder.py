@@ -42,8 +42,17 @@ def test_latent_model_trains_saves_loads_and_answers(tokenizer, tmp_path):
     assert not any(p.requires_grad for p in pipe.autoencoder.parameters())  # the VAE stays frozen
     images = torch.rand(4, 3, 16, 16) * 2 - 1
     ids, null = pipe.token_ids(["a", "b", "c", "d"]), pipe.token_ids([""])
-    loss, logs = unified_loss(pipe.model, pipe.text_encoder, pipe.autoencoder, training_scheduler(cfg.schedule), ids,
-                              null, images, UnifiedLossSettings(), torch.Generator().manual_seed(0))  # fmt: skip
+    loss, logs = unified_loss(
+        pipe.model,
+        pipe.text_encoder,
+        pipe.autoencoder,
+        training_scheduler(cfg.schedule),
+        ids,
+        null,
+        images,
+        UnifiedLossSettings(),
+        torch.Generator().manual_seed(0),
+    )
     assert torch.isfinite(loss) and "loss_alignment" in logs
     pipe.save_pretrained(tmp_path / "m")
     assert (tmp_path / "m" / "vae" / "diffusion_pytorch_model.safetensors").is_file()
@@ -71,8 +80,17 @@ def test_patch_model_trains_saves_loads_and_answers(tokenizer, tmp_path):
     pipe = DiffDisPipeline.build(cfg, tokenizer)
     images = torch.rand(4, 3, 16, 16) * 2 - 1
     ids, null = pipe.token_ids(["a", "b", "c", "d"]), pipe.token_ids([""])
-    loss, _ = unified_loss(pipe.model, pipe.text_encoder, pipe.autoencoder, training_scheduler(cfg.schedule), ids,
-                           null, images, UnifiedLossSettings(), torch.Generator().manual_seed(0))  # fmt: skip
+    loss, _ = unified_loss(
+        pipe.model,
+        pipe.text_encoder,
+        pipe.autoencoder,
+        training_scheduler(cfg.schedule),
+        ids,
+        null,
+        images,
+        UnifiedLossSettings(),
+        torch.Generator().manual_seed(0),
+    )
     assert torch.isfinite(loss)
     pipe.save_pretrained(tmp_path / "m")
     again = DiffDisPipeline.from_pretrained(tmp_path / "m")

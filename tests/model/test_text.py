@@ -10,7 +10,10 @@ def test_tokenizer_handles_any_string_and_keeps_eot(tokenizer):
     for row in ids:
         assert row[0] == tokenizer.bos_token_id
         assert (row == tokenizer.eos_token_id).sum() == 1
-    assert tokenizer.decode(tokenize(tokenizer, ["A Red Circle"], 16)[0], skip_special_tokens=True).strip() == "a red circle"
+    assert (
+        tokenizer.decode(tokenize(tokenizer, ["A Red Circle"], 16)[0], skip_special_tokens=True).strip()
+        == "a red circle"
+    )
 
 
 def test_tokenizer_save_load_round_trip(tokenizer, tmp_path):

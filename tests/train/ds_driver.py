@@ -11,17 +11,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.conftest import micro_config, micro_train_config  # noqa: E402
-
 from diffdis.train.loop import DeepSpeedTrainer  # noqa: E402
+from tests.conftest import micro_config, micro_train_config  # noqa: E402
 
 
 def main() -> None:
     data, out, stage, steps, curve_path = sys.argv[1:6]
     resume = "latest" if len(sys.argv) > 6 else None
     overrides = json.loads(os.environ.get("DS_DRIVER_OVERRIDES", "{}"))
-    cfg = micro_train_config(Path(data), Path(out), max_steps=int(steps), checkpointing_steps=2, lr_scheduler="constant",
-                             warmup_steps=0, **overrides)  # fmt: skip
+    cfg = micro_train_config(
+        Path(data),
+        Path(out),
+        max_steps=int(steps),
+        checkpointing_steps=2,
+        lr_scheduler="constant",
+        warmup_steps=0,
+        **overrides,
+    )
     trainer = DeepSpeedTrainer(cfg, stage, micro_config(), resume, log=lambda m: None)
     initial = [s.clone() for s in trainer.ema.shadow_params] if trainer.ema is not None else []
     curve: list[float] = []

@@ -9,14 +9,25 @@ from diffdis.diffusion.schedule import training_scheduler
 from diffdis.model.autoencoder import IdentityAutoencoder
 from diffdis.pipeline import DiffDisPipeline
 from diffdis.train.accumulation import accumulate
-from diffdis.train.losses import StepNoise, TextInputs, UnifiedLossSettings, encode_latents, unified_forward, unified_loss
+from diffdis.train.losses import (
+    StepNoise,
+    TextInputs,
+    UnifiedLossSettings,
+    encode_latents,
+    unified_forward,
+    unified_loss,
+)
 
 
-def _gradients(pipe, ids, null, images, settings, steps: int, generator_seed: int = 7) -> tuple[dict[str, torch.Tensor], dict]:
+def _gradients(
+    pipe, ids, null, images, settings, steps: int, generator_seed: int = 7
+) -> tuple[dict[str, torch.Tensor], dict]:
     scheduler = training_scheduler(pipe.config.schedule)
     generator = torch.Generator().manual_seed(generator_seed)
     latents = encode_latents(IdentityAutoencoder(), images, generator)
-    noise = StepNoise.draw(generator, settings, 1000, (0, len(ids), len(ids)), tuple(latents.shape[1:]), pipe.config.query_dim)
+    noise = StepNoise.draw(
+        generator, settings, 1000, (0, len(ids), len(ids)), tuple(latents.shape[1:]), pipe.config.query_dim
+    )
 
     def forward(text, latents, noise, settings):
         return unified_forward(pipe.model, pipe.text_encoder, scheduler, text, latents, noise, settings)
@@ -33,7 +44,9 @@ def test_accumulated_gradient_equals_the_one_big_batch_gradient(config, tokenize
     torch.manual_seed(0)
     pipe = DiffDisPipeline.build(config, tokenizer)
     pipe.model.train()
-    ids = pipe.token_ids(["a red circle", "a blue square", "a green triangle", "cat", "dog", "a red square", "a cat", "blue"])
+    ids = pipe.token_ids(
+        ["a red circle", "a blue square", "a green triangle", "cat", "dog", "a red square", "a cat", "blue"]
+    )
     null = pipe.token_ids([""])
     images = torch.rand(8, 3, 16, 16) * 2 - 1
     settings = UnifiedLossSettings(tasks=tasks, condition_dropout=0.0, image_dropout=0.0)
@@ -42,7 +55,11 @@ def test_accumulated_gradient_equals_the_one_big_batch_gradient(config, tokenize
         parts, logs_parts = _gradients(pipe, ids, null, images, settings, steps)
         assert parts.keys() == whole.keys()
         for name, grad in whole.items():
-            assert torch.allclose(parts[name], grad, rtol=1e-4, atol=1e-6), (steps, name, (parts[name] - grad).abs().max())
+            assert torch.allclose(parts[name], grad, rtol=1e-4, atol=1e-6), (
+                steps,
+                name,
+                (parts[name] - grad).abs().max(),
+            )
         assert logs_parts["loss"] == pytest.approx(logs_whole["loss"], rel=1e-5)
     # the text encoder trains from scratch here: InfoNCE's targets get gradients through the live micro-batch too
     assert any(name.startswith("text.") for name in whole)
@@ -52,16 +69,37 @@ def test_micro_batches_that_each_took_their_own_infonce_would_differ(config, tok
     """The test above can fail: InfoNCE over 4 rows is not InfoNCE over 8 (so summing per-micro losses is wrong)."""
     torch.manual_seed(0)
     pipe = DiffDisPipeline.build(config, tokenizer)
-    ids = pipe.token_ids(["a red circle", "a blue square", "a green triangle", "cat", "dog", "a red square", "a cat", "blue"])
+    ids = pipe.token_ids(
+        ["a red circle", "a blue square", "a green triangle", "cat", "dog", "a red square", "a cat", "blue"]
+    )
     images = torch.rand(8, 3, 16, 16) * 2 - 1
     settings = UnifiedLossSettings(tasks="disc", image_dropout=0.0)
     scheduler = training_scheduler(pipe.config.schedule)
     with torch.no_grad():
-        whole, _ = unified_loss(pipe.model, pipe.text_encoder, IdentityAutoencoder(), scheduler, ids, pipe.token_ids([""]), images,
-                                settings, torch.Generator().manual_seed(1))  # fmt: skip
+        whole, _ = unified_loss(
+            pipe.model,
+            pipe.text_encoder,
+            IdentityAutoencoder(),
+            scheduler,
+            ids,
+            pipe.token_ids([""]),
+            images,
+            settings,
+            torch.Generator().manual_seed(1),
+        )
         halves = [
-            unified_loss(pipe.model, pipe.text_encoder, IdentityAutoencoder(), scheduler, ids[s], pipe.token_ids([""]), images[s],
-                         settings, torch.Generator().manual_seed(1), rows=(s.start, 8))[0]  # fmt: skip
+            unified_loss(
+                pipe.model,
+                pipe.text_encoder,
+                IdentityAutoencoder(),
+                scheduler,
+                ids[s],
+                pipe.token_ids([""]),
+                images[s],
+                settings,
+                torch.Generator().manual_seed(1),
+                rows=(s.start, 8),
+            )[0]
             for s in (slice(0, 4), slice(4, 8))
         ]
     assert abs(float(sum(halves) / 2) - float(whole)) > 1e-3

@@ -17,7 +17,9 @@ from tests.conftest import micro_config, micro_train_config
 @pytest.fixture(scope="module")
 def autoencoder_dir(shapes_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("vae")
-    cfg = AutoencoderTrainConfig(data=str(shapes_dir), output_dir=str(out), image_size=16, max_steps=6, batch_size=8, warmup_steps=1)
+    cfg = AutoencoderTrainConfig(
+        data=str(shapes_dir), output_dir=str(out), image_size=16, max_steps=6, batch_size=8, warmup_steps=1
+    )
     losses: list[float] = []
     train_autoencoder(cfg, lambda step, total, logs: losses.append(logs["loss"]), log=lambda m: None)
     assert len(losses) == 6 and all(torch.isfinite(torch.tensor(losses)))
@@ -41,7 +43,9 @@ def test_autoencoder_folder_loads_with_unit_variance_scaling(autoencoder_dir, sh
 
 
 def test_autoencoder_training_is_repeatable(shapes_dir, tmp_path, autoencoder_dir):
-    cfg = AutoencoderTrainConfig(data=str(shapes_dir), output_dir=str(tmp_path), image_size=16, max_steps=6, batch_size=8, warmup_steps=1)
+    cfg = AutoencoderTrainConfig(
+        data=str(shapes_dir), output_dir=str(tmp_path), image_size=16, max_steps=6, batch_size=8, warmup_steps=1
+    )
     train_autoencoder(cfg, log=lambda m: None)
     a, b = load_autoencoder(autoencoder_dir).state_dict(), load_autoencoder(tmp_path).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -86,14 +90,40 @@ def test_cli_trains_an_autoencoder_and_refuses_bad_folders(shapes_dir, tmp_path)
 
     runner = CliRunner()
     out = tmp_path / "vae"
-    args = ["train-autoencoder", "--data", str(shapes_dir), "--output-dir", str(out), "--image-size", "16",
-            "--max-steps", "2", "--batch-size", "4", "--json"]  # fmt: skip
+    args = [
+        "train-autoencoder",
+        "--data",
+        str(shapes_dir),
+        "--output-dir",
+        str(out),
+        "--image-size",
+        "16",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["step"] == 2 and (out / "config.json").is_file()
     again = runner.invoke(app, args)
     assert again.exit_code == 1 and "already holds an autoencoder" in again.output
-    missing = runner.invoke(app, ["train", "--data", str(shapes_dir), "--output-dir", str(tmp_path / "m"),
-                                  "--preset", "tiny-latent", "--vae", str(tmp_path / "nowhere"), "--max-steps", "1"])  # fmt: skip
+    missing = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(shapes_dir),
+            "--output-dir",
+            str(tmp_path / "m"),
+            "--preset",
+            "tiny-latent",
+            "--vae",
+            str(tmp_path / "nowhere"),
+            "--max-steps",
+            "1",
+        ],
+    )
     assert missing.exit_code == 2 and "no AutoencoderKL folder" in missing.output, missing.output
     assert len(missing.output.strip().splitlines()) == 1

@@ -33,7 +33,9 @@ def test_training_on_the_cache_runs_neither_encoder_and_matches_the_encoders(sha
     calls = {"vae": 0, "text": 0}
     cached.pipe.text_encoder.register_forward_hook(lambda *a: calls.__setitem__("text", calls["text"] + 1))
     encode = cached.pipe.autoencoder.vae.encode
-    cached.pipe.autoencoder.vae.encode = lambda *a, **k: (calls.__setitem__("vae", calls["vae"] + 1), encode(*a, **k))[1]
+    cached.pipe.autoencoder.vae.encode = lambda *a, **k: (calls.__setitem__("vae", calls["vae"] + 1), encode(*a, **k))[
+        1
+    ]
     curve_cached: list[float] = []
     cached.run(lambda s, n, logs: curve_cached.append(logs["loss"]))
     assert calls == {"vae": 0, "text": 0}

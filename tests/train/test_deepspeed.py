@@ -40,29 +40,68 @@ def _env(**overrides) -> dict:
 
 def torchrun(data: Path, out: Path, stage: str, steps: int, resume: bool = False, **overrides) -> dict:
     curve = out.with_suffix(".curve.json")
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-            str(DRIVER), str(data), str(out), stage, str(steps), str(curve)] + (["resume"] if resume else [])  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        str(DRIVER),
+        str(data),
+        str(out),
+        stage,
+        str(steps),
+        str(curve),
+    ] + (["resume"] if resume else [])
     done = subprocess.run(args, env=_env(**overrides), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(curve.read_text())
 
 
-def two_nodes(data: Path, outs: tuple[Path, Path], steps: int, resume: bool = False) -> list[subprocess.CompletedProcess]:
+def two_nodes(
+    data: Path, outs: tuple[Path, Path], steps: int, resume: bool = False
+) -> list[subprocess.CompletedProcess]:
     """Two "nodes" of one process each on localhost, as `torchrun --nnodes 2 --node-rank R` on two machines."""
     port = str(_free_port())
     procs = []
     for rank, out in enumerate(outs):
-        args = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank),
-                "--master_addr", "127.0.0.1", "--master_port", port, str(DRIVER), str(data), str(out), "zero2", str(steps),
-                str(out.with_suffix(f".curve-{rank}.json"))] + (["resume"] if resume else [])  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "2",
+            "--nproc_per_node",
+            "1",
+            "--node_rank",
+            str(rank),
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            port,
+            str(DRIVER),
+            str(data),
+            str(out),
+            "zero2",
+            str(steps),
+            str(out.with_suffix(f".curve-{rank}.json")),
+        ] + (["resume"] if resume else [])
         procs.append(subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=600), *p.communicate()) for p in procs]
 
 
 @pytest.fixture(scope="module")
 def single_process_curve(shapes_dir, tmp_path_factory) -> list[float]:
-    cfg = micro_train_config(shapes_dir, tmp_path_factory.mktemp("single"), max_steps=4, checkpointing_steps=100,
-                             lr_scheduler="constant", warmup_steps=0)  # fmt: skip
+    cfg = micro_train_config(
+        shapes_dir,
+        tmp_path_factory.mktemp("single"),
+        max_steps=4,
+        checkpointing_steps=100,
+        lr_scheduler="constant",
+        warmup_steps=0,
+    )
     curve: list[float] = []
     Trainer(cfg, micro_config(), log=lambda m: None).run(lambda s, n, logs: curve.append(logs["loss"]))
     return curve
@@ -84,14 +123,20 @@ def test_zero3_resume_continues_the_curve_and_exports(shapes_dir, tmp_path, sing
     from diffdis.train.deepspeed import export_checkpoint
 
     exported = export_checkpoint(tmp_path / "z3" / "checkpoints" / "checkpoint-4", tmp_path / "exported")
-    for part in ("unet/diffusion_pytorch_model.safetensors", "discriminator/model.safetensors", "text_encoder/model.safetensors"):
+    for part in (
+        "unet/diffusion_pytorch_model.safetensors",
+        "discriminator/model.safetensors",
+        "text_encoder/model.safetensors",
+    ):
         a, b = load_file(exported / part), load_file(tmp_path / "z3" / part)  # shards consolidated == gathered
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
     pipe = DiffDisPipeline.from_pretrained(exported)
     assert pipe.generate(["a red circle"], num_inference_steps=2)[0].size == (16, 16)
     from PIL import Image
 
-    scores = pipe.classify([Image.open(shapes_dir / "000000.png")], ["red circle", "blue square"], num_inference_steps=2)
+    scores = pipe.classify(
+        [Image.open(shapes_dir / "000000.png")], ["red circle", "blue square"], num_inference_steps=2
+    )
     assert scores.shape == (1, 2)
 
 
@@ -104,7 +149,9 @@ def test_accumulation_across_ranks_follows_the_single_process_curve(shapes_dir, 
 def test_bf16_keeps_an_fp32_ema_that_moves(shapes_dir, tmp_path):
     """DeepSpeed casts the weights to bf16; the EMA stays fp32 (built before the cast), so it takes updates
     a bf16 shadow would round away, and the saved model holds it."""
-    result = torchrun(shapes_dir, tmp_path / "bf16", "zero2", 4, mixed_precision="bf16", ema_decay=0.999, learning_rate=5e-3)
+    result = torchrun(
+        shapes_dir, tmp_path / "bf16", "zero2", 4, mixed_precision="bf16", ema_decay=0.999, learning_rate=5e-3
+    )
     ema = result["ema"]
     assert ema["weight_dtypes"] == ["torch.bfloat16"] and ema["dtypes"] == ["torch.float32"]
     assert ema["moved"] > 1e-4  # the average followed the weights
@@ -157,7 +204,9 @@ def test_user_json_that_contradicts_the_flags_is_refused(tmp_path, content, mess
 
 def test_user_json_extras_are_kept_and_bad_specs_refused(tmp_path):
     path = tmp_path / "ds.json"
-    path.write_text(json.dumps({"zero_optimization": {"stage": 2}, "gradient_clipping": 1.0, "communication_data_type": "fp32"}))
+    path.write_text(
+        json.dumps({"zero_optimization": {"stage": 2}, "gradient_clipping": 1.0, "communication_data_type": "fp32"})
+    )
     ds = deepspeed_config(str(path), TrainConfig(batch_size=8), world_size=2)
     assert ds["communication_data_type"] == "fp32" and ds["zero_optimization"] == {"stage": 2}
     with pytest.raises(DiffDisError, match="divisible"):

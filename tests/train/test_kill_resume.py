@@ -22,15 +22,45 @@ from diffdis.train.checkpoint import LATEST, checkpoints_dir, find_checkpoint, s
 from tests.conftest import micro_config
 from tests.train.test_checkpoint import StateBackend, _fake_model
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # 1 thread: fast on a busy CPU
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",
+}  # 1 thread: fast on a busy CPU
 MAX_STEPS = 10
-WEIGHTS = ("unet/diffusion_pytorch_model.safetensors", "discriminator/model.safetensors", "text_encoder/model.safetensors")
+WEIGHTS = (
+    "unet/diffusion_pytorch_model.safetensors",
+    "discriminator/model.safetensors",
+    "text_encoder/model.safetensors",
+)
 
 
 def _train(root: Path, out: str, resume: bool, data: str = "data", extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    args = ["--data", data, *extra, "--output-dir", out, "--preset", "micro.json", "--max-steps", str(MAX_STEPS),
-            "--batch-size", "4", "--checkpointing-steps", "1", "--warmup-steps", "1", "--learning-rate", "1e-3",
-            "--vocab-size", "300", "--ema-decay", "0.9", "--json"]  # fmt: skip
+    args = [
+        "--data",
+        data,
+        *extra,
+        "--output-dir",
+        out,
+        "--preset",
+        "micro.json",
+        "--max-steps",
+        str(MAX_STEPS),
+        "--batch-size",
+        "4",
+        "--checkpointing-steps",
+        "1",
+        "--warmup-steps",
+        "1",
+        "--learning-rate",
+        "1e-3",
+        "--vocab-size",
+        "300",
+        "--ema-decay",
+        "0.9",
+        "--json",
+    ]
     if resume:
         args += ["--resume-from-checkpoint", "latest"]
     cmd = [sys.executable, "-m", "diffdis_cli", "train", *args]
@@ -118,8 +148,12 @@ def _three(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "damage, why",
     [
-        (lambda c: (c / "model" / "unet" / "model.safetensors").write_bytes(
-            (c / "model" / "unet" / "model.safetensors").read_bytes()[:-3]), "truncated"),
+        (
+            lambda c: (c / "model" / "unet" / "model.safetensors").write_bytes(
+                (c / "model" / "unet" / "model.safetensors").read_bytes()[:-3]
+            ),
+            "truncated",
+        ),
         (lambda c: (c / "model" / "discriminator" / "model.safetensors").unlink(), "missing"),
         (lambda c: (c / "training_state.pt").write_bytes((c / "training_state.pt").read_bytes()[:40]), "truncated"),
         (lambda c: (c / "trainer_state.json").write_text('{"step": '), "not valid JSON"),

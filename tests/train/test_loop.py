@@ -18,11 +18,26 @@ def test_batch_indices_cover_each_epoch_once_and_are_repeatable():
 
 
 def _eval_loss(trainer: Trainer) -> float:
-    batch = next(iter(training_data(trainer.cfg.data, image_size=trainer.pipe.config.image_size, batch_size=trainer.cfg.batch_size)))
+    batch = next(
+        iter(
+            training_data(
+                trainer.cfg.data, image_size=trainer.pipe.config.image_size, batch_size=trainer.cfg.batch_size
+            )
+        )
+    )
     input_ids, images = trainer.pipe.token_ids(batch["text"]), batch["pixels"]
     with torch.no_grad():
-        loss, _ = unified_loss(trainer.pipe.model, trainer.pipe.text_encoder, trainer.pipe.autoencoder, trainer.scheduler,
-                               input_ids, trainer.null_ids, images, trainer.settings, step_generator(123, 0))  # fmt: skip
+        loss, _ = unified_loss(
+            trainer.pipe.model,
+            trainer.pipe.text_encoder,
+            trainer.pipe.autoencoder,
+            trainer.scheduler,
+            input_ids,
+            trainer.null_ids,
+            images,
+            trainer.settings,
+            step_generator(123, 0),
+        )
     return loss.item()
 
 
@@ -36,25 +51,40 @@ def test_a_few_steps_lower_the_loss(shapes_dir, tmp_path):
 
 
 def test_bf16_autocast_trains_fp32_weights_and_fp16_is_refused(shapes_dir, tmp_path):
-    cfg = micro_train_config(shapes_dir, tmp_path / "bf16", max_steps=30, checkpointing_steps=100, learning_rate=2e-3,
-                             mixed_precision="bf16", ema_decay=0.9)  # fmt: skip
+    cfg = micro_train_config(
+        shapes_dir,
+        tmp_path / "bf16",
+        max_steps=30,
+        checkpointing_steps=100,
+        learning_rate=2e-3,
+        mixed_precision="bf16",
+        ema_decay=0.9,
+    )
     trainer = Trainer(cfg, micro_config(), log=lambda m: None)
     matmuls = []
     handle = torch.nn.modules.module.register_module_forward_hook(
-        lambda m, i, o: matmuls.append(o.dtype) if isinstance(m, torch.nn.Linear) and isinstance(o, torch.Tensor) else None
+        lambda m, i, o: (
+            matmuls.append(o.dtype) if isinstance(m, torch.nn.Linear) and isinstance(o, torch.Tensor) else None
+        )
     )
     try:
         trainer.train_step(next(trainer.batches()), 0)
     finally:
         handle.remove()
     assert torch.bfloat16 in matmuls  # the forward ran under autocast
-    assert trainer.backend.optimizer.defaults["fused"] and trainer.ema.foreach  # one kernel over all tensors, not a loop
+    assert (
+        trainer.backend.optimizer.defaults["fused"] and trainer.ema.foreach
+    )  # one kernel over all tensors, not a loop
     before = _eval_loss(trainer)
     trainer.run()
     assert _eval_loss(trainer) < 0.9 * before
     assert all(p.dtype == torch.float32 for p in trainer.params)  # master weights and optimiser stay fp32
     with pytest.raises(DiffDisError, match="fp16 needs DeepSpeed"):
-        Trainer(micro_train_config(shapes_dir, tmp_path / "fp16", mixed_precision="fp16"), micro_config(), log=lambda m: None)
+        Trainer(
+            micro_train_config(shapes_dir, tmp_path / "fp16", mixed_precision="fp16"),
+            micro_config(),
+            log=lambda m: None,
+        )
 
 
 class _Killed(Exception):
@@ -66,7 +96,9 @@ def test_resume_continues_the_same_run_exactly(shapes_dir, tmp_path):
         return micro_train_config(shapes_dir, out, max_steps=4, checkpointing_steps=2, ema_decay=0.9)
 
     curve_a: list[float] = []
-    Trainer(cfg(tmp_path / "a"), micro_config(), log=lambda m: None).run(lambda s, n, logs: curve_a.append(logs["loss"]))
+    Trainer(cfg(tmp_path / "a"), micro_config(), log=lambda m: None).run(
+        lambda s, n, logs: curve_a.append(logs["loss"])
+    )
 
     curve_b: list[float] = []
 
@@ -84,7 +116,10 @@ def test_resume_continues_the_same_run_exactly(shapes_dir, tmp_path):
     resumed.run(lambda s, n, logs: curve_b.append(logs["loss"]))
     assert curve_b[:3] + curve_b[4:] == curve_a[:3] + curve_a[3:]  # step 3 ran twice, same value
     assert curve_b[2] == curve_b[3]
-    for part in ("unet/diffusion_pytorch_model.safetensors", "discriminator/model.safetensors",
-                 "text_encoder/model.safetensors"):  # fmt: skip
+    for part in (
+        "unet/diffusion_pytorch_model.safetensors",
+        "discriminator/model.safetensors",
+        "text_encoder/model.safetensors",
+    ):
         a, b = load_file(tmp_path / "a" / part), load_file(tmp_path / "b" / part)
         assert all(torch.equal(a[k], b[k]) for k in a), part

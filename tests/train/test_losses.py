@@ -47,8 +47,10 @@ def test_loss_generative_is_mse():
     assert loss_generative(a, b).item() == 1.0
 
 
-@pytest.mark.parametrize("tasks, keys", [("both", {"loss_generative", "loss_alignment"}), ("gen", {"loss_generative"}),
-                                         ("disc", {"loss_alignment"})])  # fmt: skip
+@pytest.mark.parametrize(
+    "tasks, keys",
+    [("both", {"loss_generative", "loss_alignment"}), ("gen", {"loss_generative"}), ("disc", {"loss_alignment"})],
+)
 def test_unified_loss_runs_the_requested_tasks(config, tokenizer, tasks, keys):
     model = DiffDisModel(config)
     text = TextEncoder(build_text_model(config.text_encoder, tokenizer))
@@ -57,13 +59,17 @@ def test_unified_loss_runs_the_requested_tasks(config, tokenizer, tasks, keys):
     images = torch.rand(4, 3, 16, 16) * 2 - 1
     settings = UnifiedLossSettings(tasks=tasks)
     sched = training_scheduler(config.schedule)
-    loss, logs = unified_loss(model, text, IdentityAutoencoder(), sched, ids, null, images, settings, torch.Generator().manual_seed(0))
+    loss, logs = unified_loss(
+        model, text, IdentityAutoencoder(), sched, ids, null, images, settings, torch.Generator().manual_seed(0)
+    )
     assert keys <= set(logs) and not ({"loss_generative", "loss_alignment"} - keys) & set(logs)
     expected = sum(logs[k] for k in keys)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
     assert any(p.grad is not None for p in text.parameters())  # a from-scratch text encoder learns from the loss
-    again, _ = unified_loss(model, text, IdentityAutoencoder(), sched, ids, null, images, settings, torch.Generator().manual_seed(0))
+    again, _ = unified_loss(
+        model, text, IdentityAutoencoder(), sched, ids, null, images, settings, torch.Generator().manual_seed(0)
+    )
     assert again.item() == pytest.approx(loss.item(), rel=1e-6)  # all randomness comes from the generator
 
 
@@ -91,8 +97,18 @@ def test_sharded_rows_see_the_noise_of_the_global_batch(config, tokenizer):
 
     def run(rows, sl):
         with torch.no_grad():
-            _, logs = unified_loss(model, text, IdentityAutoencoder(), sched, ids[sl], null, images[sl], settings,
-                                   torch.Generator().manual_seed(5), rows)  # fmt: skip
+            _, logs = unified_loss(
+                model,
+                text,
+                IdentityAutoencoder(),
+                sched,
+                ids[sl],
+                null,
+                images[sl],
+                settings,
+                torch.Generator().manual_seed(5),
+                rows,
+            )
         return logs["loss_generative"]
 
     full = run(None, slice(0, 4))

@@ -52,8 +52,11 @@ def test_norms_biases_and_logit_scale_get_no_weight_decay(pipe):
     biases = [p for n, p in (*model.named_parameters(), *pipe.text_encoder.named_parameters()) if n.endswith("bias")]
     assert len(biases) > 10 and all(id(p) in no_decay for p in biases)
     assert id(model.discriminator.logit_scale.log_value) in no_decay
-    weights = [model.unet.conv_in.weight, model.discriminator.fusion["mid_0"].fc_in.weight,
-               pipe.text_encoder.model.get_input_embeddings().weight]  # fmt: skip
+    weights = [
+        model.unet.conv_in.weight,
+        model.discriminator.fusion["mid_0"].fc_in.weight,
+        pipe.text_encoder.model.get_input_embeddings().weight,
+    ]
     assert all(id(p) in decay for p in weights)  # embedding tables decay, as in CLIP and open_clip
     assert all(g["weight_decay"] == (0.1 if name.endswith("/decay") else 0.0) for name, g in groups.items())
 

@@ -16,9 +16,19 @@ KEYS = {"step", "loss", "loss_generative", "loss_alignment", "lr", "grad_norm", 
 
 def test_logs_tensorboard_and_validation(shapes_dir, tmp_path):
     pytest.importorskip("tensorboard")
-    cfg = micro_train_config(shapes_dir, tmp_path, max_steps=4, checkpointing_steps=4, log_every=2, report_to="tensorboard",
-                             validation_prompts=["a red circle", "a blue square"], validation_data=str(shapes_dir),
-                             validation_every=2, gradient_accumulation_steps=2, gradient_checkpointing=True)  # fmt: skip
+    cfg = micro_train_config(
+        shapes_dir,
+        tmp_path,
+        max_steps=4,
+        checkpointing_steps=4,
+        log_every=2,
+        report_to="tensorboard",
+        validation_prompts=["a red circle", "a blue square"],
+        validation_data=str(shapes_dir),
+        validation_every=2,
+        gradient_accumulation_steps=2,
+        gradient_checkpointing=True,
+    )
     Trainer(cfg, micro_config(), log=lambda m: None).run()
     lines = [json.loads(line) for line in (tmp_path / "logs.jsonl").read_text().splitlines()]
     train = [line for line in lines if "loss" in line]
