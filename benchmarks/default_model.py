@@ -33,7 +33,8 @@ from PIL import Image, ImageDraw
 
 from diffdis.data.digits import make_digits
 from diffdis.data.label_sets import load_labels, load_templates
-from diffdis.data.world import COLOUR_WORDS, COLOURS, OBJECT_WORDS, OBJECTS, THINGS, heldout_combinations, make_world
+from diffdis.data.world import make_world
+from diffdis.data.world_vocabulary import COLOUR_WORDS, COLOURS, OBJECT_WORDS, OBJECTS, THINGS, heldout_combinations
 from diffdis.default_model import resolve_model
 from diffdis.eval.judge import Judge, load_judge, read_labelled_folder
 from diffdis.eval.metrics import accuracy_topk, mean_per_class_recall, retrieval_recall

@@ -36,7 +36,7 @@ from diffdis.eval.classify import classification_metrics
 from diffdis.eval.data import label_targets, load_eval_data
 from diffdis.model.text import train_tokenizer
 from diffdis.pipeline import DiffDisPipeline
-from diffdis.train.loop import tokenizer_corpus
+from diffdis.train.build import tokenizer_corpus
 from diffdis.train.losses import UnifiedLossSettings, unified_loss
 
 

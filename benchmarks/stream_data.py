@@ -68,7 +68,7 @@ def tokenizer_child(args: argparse.Namespace) -> None:
     from diffdis.config import preset
     from diffdis.data.loader import training_data
     from diffdis.model.text import train_tokenizer
-    from diffdis.train.loop import tokenizer_corpus
+    from diffdis.train.build import tokenizer_corpus
 
     max_length = preset(args.preset).text_encoder["max_position_embeddings"]
     start = time.perf_counter()

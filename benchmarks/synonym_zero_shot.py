@@ -25,9 +25,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from diffdis.data import world  # noqa: E402
+from diffdis.data import world_vocabulary  # noqa: E402
 from diffdis.data.formats.metadata import read_metadata  # noqa: E402
-from diffdis.data.world import COLOUR_WORDS, OBJECT_WORDS, OBJECTS, make_world  # noqa: E402
+from diffdis.data.world import make_world  # noqa: E402
+from diffdis.data.world_vocabulary import COLOUR_WORDS, OBJECT_WORDS, OBJECTS  # noqa: E402
 from diffdis.pipeline import DiffDisPipeline  # noqa: E402
 
 # Words for each class that no world caption uses (checked against the caption vocabulary at run time).
@@ -62,13 +63,13 @@ COLOUR_TEMPLATES = ("a {} object.", "something {}.", "a {} thing.")
 
 def caption_vocabulary() -> set[str]:
     """Every word a world caption can contain."""
-    phrases = [*world.TEMPLATES]
+    phrases = [*world_vocabulary.TEMPLATES]
     for table in (
-        world.OBJECT_WORDS,
-        world.COLOUR_WORDS,
-        world.BACKGROUND_PHRASES,
-        world.SIZE_WORDS,
-        world.POSITION_WORDS,
+        world_vocabulary.OBJECT_WORDS,
+        world_vocabulary.COLOUR_WORDS,
+        world_vocabulary.BACKGROUND_PHRASES,
+        world_vocabulary.SIZE_WORDS,
+        world_vocabulary.POSITION_WORDS,
     ):
         phrases += [w for words in table.values() for w in words]
     return {w for phrase in phrases for w in re.split(r"[^a-z]+", phrase.lower()) if w}

@@ -15,7 +15,7 @@ from diffdis.config import preset
 from diffdis.diffusion.schedule import training_scheduler
 from diffdis.model.text import train_tokenizer
 from diffdis.pipeline import DiffDisPipeline
-from diffdis.train.loop import tokenizer_corpus
+from diffdis.train.build import tokenizer_corpus
 from diffdis.train.losses import UnifiedLossSettings, unified_loss
 
 

@@ -7,7 +7,7 @@ from importlib import metadata
 
 import typer
 
-from diffdis_cli import data, discriminate, generate, train
+from diffdis_cli import data, discriminate, export, generate, train
 from diffdis_cli import eval as eval_commands
 from diffdis_cli.common import command, print_json
 
@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 app.command("train")(train.train)
 app.command("train-autoencoder")(train.train_autoencoder)
-app.command("export")(train.export)
+app.command("export")(export.export)
 app.command("generate")(generate.generate)
 app.command("classify")(discriminate.classify)
 app.command("retrieve")(discriminate.retrieve)

@@ -200,6 +200,7 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
 ) -> None:
     """Train DiffDis: L = L_IG + lambda * L_ITA on every batch. Writes a model folder to --output-dir."""
+    # Long only because it maps each flag (or the --config recipe) onto TrainConfig and ModelConfig fields.
     quiet_libraries()
     from diffdis.config import preset as make_preset
     from diffdis.device import resolve_device
@@ -352,72 +353,3 @@ def train_autoencoder(
         print_json({"autoencoder": str(out), **last})
     else:
         err_console.print(f"autoencoder saved to {out}", highlight=False)
-
-
-@command
-def export(
-    source: Path = typer.Argument(
-        ...,
-        help="A DeepSpeed checkpoint (OUTPUT_DIR/checkpoints/checkpoint-N) "
-        "or a training OUTPUT_DIR (its checkpoints/latest); "
-        "with --format diffusers, a model folder.",
-    ),
-    out_dir: Path | None = typer.Argument(None, help="Where to write (or --output-dir)."),
-    output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="The folder to write (same as the second argument)."
-    ),
-    output: Path | None = typer.Option(None, "--output", "-o", hidden=True, help="Old spelling of --output-dir."),
-    export_format: str = typer.Option(
-        "diffdis",
-        "--format",
-        help="diffdis: a model folder from a DeepSpeed checkpoint | "
-        "diffusers: a StableDiffusionPipeline folder (generation only).",
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
-) -> None:
-    """Consolidate a DeepSpeed ZeRO checkpoint into a model folder, or export a model's generation part
-    as a standard diffusers StableDiffusionPipeline folder (--format diffusers)."""
-    from diffdis.errors import UsageError
-
-    given = {str(p) for p in (out_dir, output_dir, output) if p is not None}
-    if len(given) > 1:
-        raise UsageError(f"two output folders given ({' and '.join(sorted(given))}); give one with --output-dir")
-    target = output_dir or output or out_dir
-    if target is None:
-        raise UsageError("give the output folder: diffdis export SOURCE --output-dir DIR")
-    if export_format not in ("diffdis", "diffusers"):
-        raise UsageError(f"--format must be diffdis or diffusers, got {export_format!r}")
-    if (target / "model_index.json").exists() and not overwrite:
-        raise UsageError(f"{target} already holds a model; pass --overwrite or choose another folder")
-    quiet_libraries()
-    if export_format == "diffusers":
-        from diffdis.export_diffusers import export_diffusers
-        from diffdis.pipeline import DiffDisPipeline
-
-        model = (
-            source / "model" if not (source / "model_index.json").exists() and (source / "model").is_dir() else source
-        )
-        export_diffusers(DiffDisPipeline.from_pretrained(model), target, model)
-        err_console.print(f"StableDiffusionPipeline folder saved to {target}", highlight=False)
-        return
-    from diffdis.train.deepspeed import export_checkpoint
-
-    export_checkpoint(_checkpoint_to_export(source), target)
-    err_console.print(f"model saved to {target}", highlight=False)
-
-
-def _checkpoint_to_export(source: Path) -> Path:
-    """A checkpoint folder as given; a training output folder (or its checkpoints/): the checkpoint `latest` names."""
-    from diffdis.errors import DiffDisError
-    from diffdis.train.checkpoint import LATEST, checkpoints_dir
-
-    if (source / "deepspeed").is_dir() or source.name.startswith("checkpoint-"):
-        return source
-    for root in (checkpoints_dir(source), source):
-        if (root / LATEST).is_file():
-            named = root / (root / LATEST).read_text(encoding="utf-8", errors="replace").strip()
-            err_console.print(f"exporting {named} (named by {root / LATEST})", highlight=False)
-            return named
-    raise DiffDisError(
-        f"{source} is neither a checkpoint folder (checkpoint-N) nor a training output folder with checkpoints/{LATEST}"
-    )

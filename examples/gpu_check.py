@@ -30,12 +30,14 @@ while the rest of the report still prints. Any case that fails records an "error
 
 Without a CUDA GPU it prints one line and exits 0. `--allow-cpu --tiny` runs the same code on the CPU at a toy
 geometry (a random 16x16 AutoencoderKL, a micro UNet, a step or two): the test of this script.
+
+It imports two modules beside it (copy them with it): gpu_check_setup.py (the geometry, the trainer of a case,
+the peak FLOP/s) and gpu_check_timing.py (the measurements).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import signal
@@ -51,11 +53,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import torch
+from gpu_check_setup import geometry, make_trainer, peak_tflops, random_vae
+from gpu_check_timing import failure, free_memory, inference_speed, time_training
 
 NO_GPU = "gpu_check: no CUDA GPU visible; nothing measured"
-# Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, TFLOP/s; the first match wins.
-PEAK_BF16_TFLOPS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.5), ("H100", 989.4), ("A100", 312.0))
-CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,178 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# ---- geometry -------------------------------------------------------------------------------------------------
-def tiny_vae() -> dict[str, Any]:
-    """A 16x16 -> 8x8x4 AutoencoderKL of two small levels."""
-    return {
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": ["DownEncoderBlock2D"] * 2,
-        "up_block_types": ["UpDecoderBlock2D"] * 2,
-        "block_out_channels": [8, 16],
-        "layers_per_block": 1,
-        "latent_channels": 4,
-        "norm_num_groups": 8,
-        "sample_size": 16,
-        "scaling_factor": 1.0,
-    }
-
-
-def geometry(tiny: bool):
-    """(ModelConfig, AutoencoderKL kwargs, tokenizer vocabulary size)."""
-    from diffdis.config import preset
-
-    if not tiny:
-        config = preset("sd15")
-        return config, config.vae, 4096
-    unet = {
-        "sample_size": 8,
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
-        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
-        "block_out_channels": [16, 32],
-        "layers_per_block": 1,
-        "attention_head_dim": 2,
-        "cross_attention_dim": 32,
-        "norm_num_groups": 8,
-    }
-    text = {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "max_position_embeddings": 16,
-        "projection_dim": 32,
-    }
-    config = preset(
-        "tiny-latent",
-        unet=unet,
-        text_encoder=text,
-        query_transformer_layers=2,
-        query_transformer_width=32,
-        query_transformer_head_dim=16,
-    )
-    return config, tiny_vae(), 300
-
-
-def random_vae(kwargs: dict[str, Any], folder: Path) -> str:
-    """A randomly initialised AutoencoderKL saved as a folder: training refuses a latent preset without one."""
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(0)
-    AutoencoderKL(**kwargs).save_pretrained(folder)
-    return str(folder)
-
-
-def peak_tflops(device: torch.device, given: float | None) -> tuple[float | None, str]:
-    if given is not None:
-        return given, "--peak-tflops"
-    if device.type != "cuda":
-        return None, "not a GPU: pass --peak-tflops for an MFU"
-    name = torch.cuda.get_device_name(device)
-    for key, tflops in PEAK_BF16_TFLOPS:
-        if key.lower() in name.lower():
-            return tflops, f"table: {key} bf16 dense"
-    return None, f"{name} is not in the table: pass --peak-tflops for an MFU"
-
-
-# ---- training --------------------------------------------------------------------------------------------------
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def free_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-
-def make_trainer(
-    args: argparse.Namespace, device: torch.device, out: Path, checkpointing: bool, deepspeed: str | None = None
-):
-    from diffdis.config import TrainConfig
-    from diffdis.train.loop import Trainer
-
-    config, _, vocab = geometry(args.tiny)
-    cfg = TrainConfig(
-        data=args.data,
-        output_dir=str(out),
-        preset=config.preset,
-        max_steps=args.warmup + args.steps + 1,
-        batch_size=args.batch_size,
-        learning_rate=1e-4,
-        lr_scheduler="constant",
-        warmup_steps=0,
-        mixed_precision="bf16",
-        device=device.type,
-        gradient_checkpointing=checkpointing,
-        vae=args.vae,
-        vocab_size=vocab,
-        checkpointing_steps=10**9,
-        log_every=10**9,
-    )
-    return Trainer(cfg, config, log=stderr, deepspeed=deepspeed)
-
-
-def count_flops(trainer, batch: dict, step: int) -> dict[str, float]:
-    """FLOPs of one train_step (forward and backward) and of its frozen VAE encode alone."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from diffdis.train.losses import encode_latents
-
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_step(batch, step)
-    trainer.backend.step()
-    pixels = batch["pixels"].to(trainer.device)
-    with torch.no_grad(), FlopCounterMode(display=False) as vae:
-        encode_latents(trainer.pipe.autoencoder, pixels, torch.Generator().manual_seed(0))
-    return {
-        "model_tflops_per_step": counter.get_total_flops() / 1e12,
-        "vae_encode_tflops_per_step": vae.get_total_flops() / 1e12,
-    }
-
-
-def time_training(trainer, args: argparse.Namespace, flops: bool) -> dict[str, Any]:
-    """Warm-up, (FLOPs once), then the timed steps."""
-    from diffdis.train.reporting import peak_memory_gib
-
-    device, stream, step = trainer.device, trainer.batches(), 0
-
-    def one_step() -> float:
-        nonlocal step
-        batch = next(stream)
-        sync(device)
-        start = time.perf_counter()
-        trainer.train_step(batch, step)
-        trainer.backend.step()
-        sync(device)
-        step += 1
-        return time.perf_counter() - start
-
-    for _ in range(args.warmup):
-        one_step()
-    result: dict[str, Any] = {}
-    if flops:
-        result.update(count_flops(trainer, next(stream), step))
-        step += 1
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    seconds = sum(one_step() for _ in range(args.steps))
-    result.update(
-        samples_per_s=args.batch_size * args.steps / seconds,
-        s_per_step=seconds / args.steps,
-        peak_memory_gib=peak_memory_gib(device),
-    )
-    return result
-
-
+# ---- ZeRO-2, in a process of its own ---------------------------------------------------------------------------
 def zero2_worker(args: argparse.Namespace, device: torch.device) -> None:
     """Case (c), in its own process: rank 0 writes its numbers, or its error, to `args.zero2_worker`."""
     with tempfile.TemporaryDirectory(prefix="diffdis-gpu-check-zero2-") as out:
@@ -316,65 +146,6 @@ def zero2_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ]
         return {"error": f"the ZeRO-2 process exited with {process.returncode}: " + " | ".join(lines[-3:])[-600:]}
     return json.loads(out.read_text())
-
-
-def failure(err: BaseException) -> dict[str, str]:
-    stderr(f"gpu_check: {type(err).__name__}: {err}")
-    return {"error": f"{type(err).__name__}: {err}"[:600]}
-
-
-# ---- inference -------------------------------------------------------------------------------------------------
-def time_call(device: torch.device, fn) -> tuple[float, Any]:
-    sync(device)
-    start = time.perf_counter()
-    out = fn()
-    sync(device)
-    return time.perf_counter() - start, out
-
-
-def inference_speed(pipe, args: argparse.Namespace) -> dict[str, Any]:
-    """Generate and classify throughput of `pipe` in bf16 (each timed once, after a short warm-up call)."""
-    pipe.model.eval()
-    pipe.text_encoder.eval()
-    pipe.to(dtype=torch.bfloat16)
-    device, result = pipe.device, {}
-    prompts = [f"a photo of a {CIFAR10[i % 10]}" for i in range(args.generate_batch)]
-    images = None
-    try:
-        pipe.generate(prompts, num_inference_steps=2, scheduler="dpm++", guidance_scale=7.5)
-        seconds, images = time_call(
-            device, lambda: pipe.generate(prompts, num_inference_steps=25, scheduler="dpm++", guidance_scale=7.5)
-        )
-        result["generate"] = {
-            "images_per_s": len(images) / seconds,
-            "seconds": seconds,
-            "batch": len(images),
-            "steps": 25,
-            "scheduler": "dpm++",
-            "guidance_scale": 7.5,
-            "size": images[0].size[0],
-        }
-    except Exception as err:  # noqa: BLE001  (a report, not a crash)
-        result["generate"] = failure(err)
-    try:
-        from PIL import Image
-
-        size = pipe.config.image_size
-        images = images or [Image.new("RGB", (size, size), (120, 60, 200))]
-        batch = [images[i % len(images)] for i in range(args.classify_images)]
-        pipe.classify(batch, CIFAR10, num_inference_steps=1, scheduler="ddim")
-        seconds, _ = time_call(device, lambda: pipe.classify(batch, CIFAR10, num_inference_steps=5, scheduler="ddim"))
-        result["classify"] = {
-            "images_per_s": len(batch) / seconds,
-            "seconds": seconds,
-            "images": len(batch),
-            "steps": 5,
-            "scheduler": "ddim",
-            "labels": len(CIFAR10),
-        }
-    except Exception as err:  # noqa: BLE001
-        result["classify"] = failure(err)
-    return result
 
 
 # ---- the report ------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import torch
 from safetensors import safe_open
 
 from diffdis import default_model
-from diffdis.data.world import heldout_combinations, make_world
+from diffdis.data.world import make_world
+from diffdis.data.world_vocabulary import heldout_combinations
 from diffdis.errors import DiffDisError
 from diffdis.pipeline import DiffDisPipeline
 

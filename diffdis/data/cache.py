@@ -167,6 +167,7 @@ def write_cache(
 ) -> Path:
     """Encode every row of `data` once with `pipe`'s frozen encoders (moved to `device`; default: where the VAE
     is) and write a cache to `output_dir`. `encoders` says where they came from (e.g. "--init-from SD_DIR")."""
+    # One pass, one function: the shard writer, the manifest and the rename into place share the same state.
     from diffdis.data import loader  # streams the source once, in order, decoding on the workers
 
     output_dir = Path(output_dir)

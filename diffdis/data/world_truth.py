@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from diffdis.data.world import BACKGROUND_PHRASES, COLOUR_WORDS, OBJECT_WORDS, POSITION_WORDS, SIZE_WORDS
+from diffdis.data.world_vocabulary import BACKGROUND_PHRASES, COLOUR_WORDS, OBJECT_WORDS, POSITION_WORDS, SIZE_WORDS
 from diffdis.errors import DiffDisError
 
 ATTRIBUTES = ("object", "colour", "background", "size", "position")

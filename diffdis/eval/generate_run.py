@@ -141,6 +141,7 @@ def generate_eval(
     them, write the record (and its sample grid, default the record's path with .png); the record with its
     "path". `features`: `diffdis.eval.fid.choose_features`; `clip`: a `ClipScorer` for CLIPScore and
     `clip_model` its folder, as the record names it; sampler None: the model's default."""
+    # Long for one reason: the record's keys are spelled out here, in their order, as the schema (results.py).
     inf = pipe.inference
     scheduler, steps = scheduler or inf.generate_scheduler, steps or inf.generate_steps
     guidance = inf.generate_guidance if guidance is None else guidance

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from diffdis.data.digits import DIGIT_NAMES
 from diffdis.data.transforms import image_to_tensor
-from diffdis.data.world import COLOURS, THINGS
+from diffdis.data.world_vocabulary import COLOURS, THINGS
 from diffdis.errors import DiffDisError
 
 SHIPPED_DIR = Path(__file__).parent / "judge_weights"  # not judge/: a folder named like judge.py confuses type checkers

@@ -183,3 +183,16 @@ def load_checkpoint_state(path: Path) -> tuple[int, dict[str, Any]]:
     except Exception as err:  # a truncated or foreign file
         raise DiffDisError(f"{path}/training_state.pt is unreadable ({err}); resume from an older checkpoint") from err
     return step, state
+
+
+def export_source(source: Path) -> Path:
+    """What `diffdis export SOURCE` consolidates: a checkpoint folder as given; a training output folder (or its
+    checkpoints/): the checkpoint `latest` names there, as DeepSpeed's own tools follow `latest`."""
+    if (source / "deepspeed").is_dir() or source.name.startswith("checkpoint-"):
+        return source
+    for root in (checkpoints_dir(source), source):
+        if (root / LATEST).is_file():
+            return root / (root / LATEST).read_text(encoding="utf-8", errors="replace").strip()
+    raise DiffDisError(
+        f"{source} is neither a checkpoint folder (checkpoint-N) nor a training output folder with checkpoints/{LATEST}"
+    )

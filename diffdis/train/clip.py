@@ -16,7 +16,7 @@ from transformers import CLIPModel
 from diffdis.data.loader import training_data
 from diffdis.model.clip import MARKER, ClipBaselineConfig, build_clip
 from diffdis.model.text import load_tokenizer, tokenize, train_tokenizer
-from diffdis.train.loop import tokenizer_corpus
+from diffdis.train.build import tokenizer_corpus
 from diffdis.train.scaffold import LoopConfig, TrainedModules, TrainingLoop
 
 

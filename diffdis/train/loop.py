@@ -19,14 +19,13 @@ import torch
 import torch.distributed as dist
 
 from diffdis.config import ModelConfig, TrainConfig
-from diffdis.data.label_sets import load_labels, load_templates
-from diffdis.data.loader import batch_indices, training_data  # noqa: F401  (batch_indices: re-exported)
+from diffdis.data.loader import training_data
 from diffdis.diffusion.schedule import training_scheduler
-from diffdis.errors import DiffDisError, UsageError
-from diffdis.model.text import train_tokenizer
+from diffdis.errors import DiffDisError
 from diffdis.pipeline import DiffDisPipeline
 from diffdis.train.accumulation import accumulate
 from diffdis.train.backends import check_lr_scheduler
+from diffdis.train.build import build_training_pipeline
 from diffdis.train.checkpoint import diffdis_model_problem
 from diffdis.train.losses import (
     StepNoise,
@@ -43,36 +42,9 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-# The label sets and templates a from-scratch tokenizer also learns from, so zero-shot prompts tokenise well.
-# A fixed list, not "every built-in set": adding a label set (e.g. SUN397's 397 scenes) must not change the
-# tokenizer, and so the model, that a recipe with the same seed trains.
-TOKENIZER_LABEL_SETS = ("cifar10", "cifar100", "digits", "imagenet1k", "mnist", "world_colours", "world_objects")
-TOKENIZER_TEMPLATES = ("cifar", "digits", "imagenet", "imagenet_simple", "mnist", "simple")
-
-
-def tokenizer_corpus(captions: list[str]) -> list[str]:
-    """Captions plus the label names and templates of TOKENIZER_LABEL_SETS / TOKENIZER_TEMPLATES."""
-    extra = [label for name in TOKENIZER_LABEL_SETS for label in load_labels(name)]
-    extra += [t.replace("{}", "") for name in TOKENIZER_TEMPLATES for t in load_templates(name)]
-    return captions + extra
-
-
 def loop_config(c: TrainConfig) -> LoopConfig:
     names = {f.name for f in dataclasses.fields(LoopConfig)}
     return LoopConfig(**{k: v for k, v in dataclasses.asdict(c).items() if k in names})
-
-
-def check_model_config(config: ModelConfig, c: TrainConfig) -> None:
-    """Refuse geometries that would train on nothing useful, before any data loads."""
-    if c.vae and c.init_from:
-        raise UsageError("--vae and --init-from both give the autoencoder; pass one (an SD folder brings its own vae/)")
-    if config.vae is not None and not (c.vae or c.init_from):
-        raise UsageError(
-            f"--preset {config.preset} has an AutoencoderKL: pass --init-from SD_DIR (its vae/ is used) or --vae DIR "
-            "(e.g. an SD folder's vae/); a random frozen VAE would train on noise"
-        )
-    if config.preset == "tiny-latent" and not c.vae:
-        raise UsageError("--preset tiny-latent needs --vae DIR: train one with diffdis train-autoencoder")
 
 
 class Trainer(TrainingLoop):
@@ -103,7 +75,12 @@ class Trainer(TrainingLoop):
         if checkpoint is not None:
             pipe = DiffDisPipeline.from_pretrained(checkpoint / "model")
         else:
-            pipe = self._build_pipeline(data_state)
+
+            def captions(image_size: int) -> list[str]:  # opened here only for a from-scratch tokenizer
+                self.data = self._open_data(image_size, data_state)
+                return self.data.captions()
+
+            pipe = build_training_pipeline(c, self.model_config, captions, self.cache is not None, self.log)
         pipe.training = c
         self.pipe = pipe
         if self.cache is not None:
@@ -125,39 +102,6 @@ class Trainer(TrainingLoop):
         self.settings = UnifiedLossSettings(
             c.tasks, c.loss_alignment_weight, c.condition_dropout, c.image_dropout, c.snr_gamma, c.query_self_condition
         )
-
-    def _build_pipeline(self, data_state: dict | None) -> DiffDisPipeline:
-        """From scratch, or from pretrained weights (--init-from SD_DIR, --text-encoder DIR, --vae DIR)."""
-        c = self.cfg
-        config = self.model_config or ModelConfig()
-        check_model_config(config, c)
-        vae = None
-        if c.vae:
-            from diffdis.train.autoencoder import attach_autoencoder, load_autoencoder
-
-            vae = load_autoencoder(c.vae)
-            config = attach_autoencoder(config, vae)
-        if c.init_from or c.text_encoder:
-            from diffdis.pretrained import build_pretrained
-
-            torch.manual_seed(c.seed)
-            pipe = build_pretrained(config, c.init_from, c.text_encoder, c.train_text_encoder, self.log)
-        else:
-            if self.cache is not None:
-                raise DiffDisError(
-                    f"{c.data} is a frozen-encoder cache: train on it from "
-                    "the encoders that made it (--init-from / --text-encoder)"
-                )
-            self.data = self._open_data(config.image_size, data_state)
-            captions = self.data.captions()
-            tokenizer = train_tokenizer(
-                tokenizer_corpus(captions), c.vocab_size, config.text_encoder["max_position_embeddings"]
-            )
-            torch.manual_seed(c.seed)
-            pipe = DiffDisPipeline.build(config, tokenizer)
-        if vae is not None:
-            pipe.autoencoder.vae.load_state_dict(vae.state_dict())
-        return pipe
 
     def _open_data(self, image_size: int, state: dict | None) -> Any:
         c = self.cfg

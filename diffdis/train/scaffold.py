@@ -68,24 +68,8 @@ class TrainingLoop:
     ) -> None:
         self.loop = loop
         self.deepspeed_spec = deepspeed
-        if loop.gradient_accumulation_steps < 1:
-            raise DiffDisError(
-                f"gradient-accumulation-steps must be at least 1, got {loop.gradient_accumulation_steps}"
-            )
-        if deepspeed:
-            from diffdis.train.deepspeed import check_shared_output, init_distributed
-
-            self.rank, self.world_size = init_distributed()
-            check_shared_output(Path(loop.output_dir), self.rank, self.world_size)
-        else:
-            self.rank, self.world_size = 0, 1
+        self.rank, self.world_size = self._ranks(loop, deepspeed)
         self.log = log if self.rank == 0 else (lambda message: None)
-        per_step = self.world_size * loop.gradient_accumulation_steps
-        if loop.batch_size % per_step:
-            raise DiffDisError(
-                f"--batch-size {loop.batch_size} (the global batch) must be divisible by {self.world_size} rank(s) "
-                f"x {loop.gradient_accumulation_steps} accumulation step(s)"
-            )
         self.device = self._device()
         self.mixed_precision = mixed_precision_for(loop.mixed_precision, self.device, bool(deepspeed))
         self.checkpoint = (
@@ -105,30 +89,53 @@ class TrainingLoop:
             if loop.ema_decay
             else None
         )
-        if deepspeed:
-            from diffdis.train.deepspeed import DeepSpeedBackend
-
-            self.backend = DeepSpeedBackend(
-                self.trained, self.parameter_groups(), loop, deepspeed, self.world_size, self.mixed_precision
-            )
-            self.device = self.backend.device
-        else:
-            self.trained.to(self.device)
-            self.backend = PlainBackend(
-                self.trained,
-                self.parameter_groups(),
-                loop,
-                self.device,
-                self.mixed_precision,
-                self.make_optimizer,
-                self.make_lr_scheduler,
-            )
+        self.backend = self._backend(loop, deepspeed)
+        self.device = self.backend.device if deepspeed else self.device
         self.move_frozen(self.device)
         if self.ema is not None:
             self.ema.to(self.device)
         if self.checkpoint is not None:
             self._restore(self.checkpoint)
         self.reporter = Reporter(Path(loop.output_dir), loop.report_to, self.rank == 0, self.start_step)
+
+    @staticmethod
+    def _ranks(loop: LoopConfig, deepspeed: str | None) -> tuple[int, int]:
+        """(rank, world size), after the checks that need them: every rank its share of whole micro-batches."""
+        if loop.gradient_accumulation_steps < 1:
+            raise DiffDisError(
+                f"gradient-accumulation-steps must be at least 1, got {loop.gradient_accumulation_steps}"
+            )
+        rank, world_size = 0, 1
+        if deepspeed:
+            from diffdis.train.deepspeed import check_shared_output, init_distributed
+
+            rank, world_size = init_distributed()
+            check_shared_output(Path(loop.output_dir), rank, world_size)
+        if loop.batch_size % (world_size * loop.gradient_accumulation_steps):
+            raise DiffDisError(
+                f"--batch-size {loop.batch_size} (the global batch) must be divisible by {world_size} rank(s) "
+                f"x {loop.gradient_accumulation_steps} accumulation step(s)"
+            )
+        return rank, world_size
+
+    def _backend(self, loop: LoopConfig, deepspeed: str | None) -> Any:
+        """The optimiser side: a DeepSpeed engine (it places the weights), or plain AdamW on self.device."""
+        if deepspeed:
+            from diffdis.train.deepspeed import DeepSpeedBackend
+
+            return DeepSpeedBackend(
+                self.trained, self.parameter_groups(), loop, deepspeed, self.world_size, self.mixed_precision
+            )
+        self.trained.to(self.device)
+        return PlainBackend(
+            self.trained,
+            self.parameter_groups(),
+            loop,
+            self.device,
+            self.mixed_precision,
+            self.make_optimizer,
+            self.make_lr_scheduler,
+        )
 
     # ---- what a subclass provides -------------------------------------------------------------------------
     def build(self, checkpoint: Path | None, data_state: dict | None) -> None:

@@ -121,7 +121,7 @@ def test_bad_label_file_encoding_and_templates(tmp_path):
 
 def test_the_tokenizer_corpus_is_pinned_and_not_every_builtin_set():
     """Adding a label set must not change the tokenizer (and so the model) a recipe trains from scratch."""
-    from diffdis.train.loop import TOKENIZER_LABEL_SETS, tokenizer_corpus
+    from diffdis.train.build import TOKENIZER_LABEL_SETS, tokenizer_corpus
 
     corpus = tokenizer_corpus(["a red cat"])
     assert corpus[0] == "a red cat" and "airplane" in corpus

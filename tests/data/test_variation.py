@@ -43,7 +43,7 @@ def test_clutter_noise_and_slant_change_the_picture_but_not_its_object():
     def rng():
         return np.random.default_rng(0)
 
-    from diffdis.data.world import draw_thing
+    from diffdis.data.world_drawing import draw_thing
 
     plain = np.asarray(draw_thing("cat", "red", "gray", "medium", "centre", False, 0, rng(), 32)).astype(int)
     varied = np.asarray(

@@ -8,7 +8,9 @@ from typer.testing import CliRunner
 
 from diffdis.data.captions import load_captioned
 from diffdis.data.label_sets import load_labels
-from diffdis.data.world import (
+from diffdis.data.world import make_world
+from diffdis.data.world_drawing import clashes
+from diffdis.data.world_vocabulary import (
     COLOUR_WORDS,
     COLOURS,
     OBJECT_WORDS,
@@ -16,9 +18,7 @@ from diffdis.data.world import (
     POSITIONS,
     SIZES,
     THINGS,
-    clashes,
     heldout_combinations,
-    make_world,
 )
 from diffdis.errors import DiffDisError
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffdis.data.digits import DIGIT_NAMES
-from diffdis.data.world import COLOURS, THINGS
+from diffdis.data.world_vocabulary import COLOURS, THINGS
 from diffdis.errors import DiffDisError
 from diffdis.eval.judge import (
     SHIPPED_DIR,

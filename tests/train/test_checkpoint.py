@@ -75,3 +75,16 @@ def test_a_deepspeed_checkpoint_is_not_resumed_by_the_plain_loop(tmp_path):
     assert find_checkpoint(tmp_path, "latest") == path
     with pytest.raises(DiffDisError, match="resume it with --deepspeed"):
         load_checkpoint_state(path)
+
+
+def test_export_source_follows_latest_and_refuses_other_folders(tmp_path):
+    from diffdis.train.checkpoint import LATEST, checkpoints_dir, export_source
+
+    run = tmp_path / "run"
+    (checkpoints_dir(run) / "checkpoint-7").mkdir(parents=True)
+    (checkpoints_dir(run) / LATEST).write_text("checkpoint-7", encoding="utf-8")
+    assert export_source(run) == checkpoints_dir(run) / "checkpoint-7"
+    assert export_source(checkpoints_dir(run)) == checkpoints_dir(run) / "checkpoint-7"
+    assert export_source(checkpoints_dir(run) / "checkpoint-7") == checkpoints_dir(run) / "checkpoint-7"
+    with pytest.raises(DiffDisError, match="neither a checkpoint folder"):
+        export_source(tmp_path)

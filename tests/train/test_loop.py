@@ -2,9 +2,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffdis.data.loader import training_data
+from diffdis.data.loader import batch_indices, training_data
 from diffdis.errors import DiffDisError
-from diffdis.train.loop import Trainer, batch_indices, step_generator
+from diffdis.train.loop import Trainer, step_generator
 from diffdis.train.losses import unified_loss
 from tests.conftest import micro_config, micro_train_config
 
