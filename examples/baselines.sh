@@ -16,7 +16,7 @@ STEPS=${STEPS:-3000}
 SEEDS=${SEEDS:-"0 1"}
 DATA=${DATA:-world:5000+digits}
 PRESET=${PRESET:-tiny-patch2}
-METHODS=${METHODS:-"both disc gen clip"}
+METHODS=${METHODS:-"both clip disc gen clip_flops"}   # clip_flops: CLIP trained for DiffDis's training FLOPs
 QUERY=${QUERY:-"--query-scale=1"}   # the text-query settings under test (comma-separated train flags)
 N=${N:-300}                          # held-out world images for classification and retrieval
 GEN_N=${GEN_N:-200}                  # held-out captions to generate from (judge accuracy, FID)
@@ -25,15 +25,18 @@ COMMON=(--data "$DATA" --max-steps "$STEPS" --batch-size 32 --learning-rate 5e-4
 for seed in $SEEDS; do
   for name in $METHODS; do
     dir="$OUT/seed$seed/$name"
-    if [ "$name" = clip ]; then
-      [ -f "$dir/clip_baseline.json" ] || diffdis eval train-clip "${COMMON[@]}" --seed "$seed" --output-dir "$dir" --json > /dev/null
+    if [ "$name" = clip ] || [ "$name" = clip_flops ]; then
+      CLIP_STEPS=(); [ "$name" = clip_flops ] && CLIP_STEPS=(--max-steps "$(python examples/baselines_table.py "$OUT" \
+        --steps "$STEPS" --preset "$PRESET" --equal-flops-steps clip)")   # the last --max-steps wins
+      [ -f "$dir/clip_baseline.json" ] || diffdis eval train-clip "${COMMON[@]}" "${CLIP_STEPS[@]}" --seed "$seed" \
+        --output-dir "$dir" --json > /dev/null
     else
       RESUME=(); [ -f "$dir/checkpoints/latest" ] && RESUME=(--resume-from-checkpoint latest)
       [ -f "$dir/model_index.json" ] || diffdis train "${COMMON[@]}" --seed "$seed" --preset "$PRESET" --tasks "$name" \
         --mixed-precision bf16 --checkpointing-steps 500 "${RESUME[@]}" "${QUERY_FLAGS[@]}" --output-dir "$dir" --json > /dev/null
     fi
     R="$OUT/results/seed$seed/$name"; mkdir -p "$R"
-    method=diffdis; [ "$name" = clip ] && method=clip
+    method=diffdis; case "$name" in clip*) method=clip ;; esac
     if [ "$name" != gen ]; then
       for task in "world_objects world:$N" "world_colours world:$N" "digits digits"; do
         set -- $task

@@ -23,6 +23,7 @@ NAMES = {
     "disc": "discrimination only",
     "gen": "generation only",
     "clip": "CLIP (CLIPModel)",
+    "clip_flops": "CLIP at DiffDis's training FLOPs",
 }
 COLUMNS = [  # (header, record file, metric key)
     ("objects acc1", "classify_world_objects", "acc1"),
@@ -97,7 +98,13 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--preset", default="tiny-patch2")
+    parser.add_argument(
+        "--equal-flops-steps", metavar="METHOD", help="Print the steps METHOD needs for DiffDis's FLOPs at --steps."
+    )
     args = parser.parse_args()
+    if args.equal_flops_steps:
+        print(round(args.steps * step_flops("both", args.preset) / step_flops(args.equal_flops_steps, args.preset)))
+        return
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     seeds: dict[str, set[str]] = defaultdict(set)
     for path in sorted((args.out / "results").glob("seed*/*/*.json")):
@@ -112,7 +119,10 @@ def main() -> None:
     print("| model | seeds | train PFLOPs | " + " | ".join(h for h, _, _ in COLUMNS) + " |")
     print("|" + "---|" * (3 + len(COLUMNS)))
     for method in methods:
-        pflops = step_flops(method, args.preset) * args.steps / 1e15
+        steps = args.steps
+        if method == "clip_flops":  # trained for as many steps as DiffDis's FLOPs buy
+            steps = round(args.steps * step_flops("both", args.preset) / step_flops("clip", args.preset))
+        pflops = step_flops(method.removesuffix("_flops"), args.preset) * steps / 1e15
         cells = " | ".join(cell(values[(method, f"{stem}:{metric}")], metric) for _, stem, metric in COLUMNS)
         print(f"| {NAMES[method]} | {len(seeds[method])} | {pflops:.2f} | {cells} |")
 
