@@ -24,6 +24,9 @@ def train_clip(
     lr_scheduler: str = typer.Option("cosine", "--lr-scheduler"),
     vision_layers: int = typer.Option(6, "--vision-layers", help="ViT blocks (width 256, patches of 4)."),
     seed: int = typer.Option(0, "--seed"),
+    resume_from_checkpoint: str | None = typer.Option(
+        None, "--resume-from-checkpoint", help="'latest' or a checkpoint folder: continue a killed run."
+    ),
     bad_rows: str = typer.Option("error", "--bad-rows", help="error | skip."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON summary at the end."),
@@ -37,6 +40,10 @@ def train_clip(
 
     if (output_dir / MARKER).exists():
         raise DiffDisError(f"{output_dir} already holds a CLIP baseline; choose another --output-dir")
+    if resume_from_checkpoint is None and (output_dir / "checkpoints" / "latest").exists():
+        raise DiffDisError(
+            f"{output_dir} already holds a training run: pass --resume-from-checkpoint latest or pick a new --output-dir"
+        )
     check_writable_folder(output_dir, "--output-dir")
     resolve_device(device)
     cfg = ClipBaselineConfig(
@@ -54,7 +61,7 @@ def train_clip(
     )
     log = (lambda msg: None) if json_out else (lambda msg: err_console.print(msg, highlight=False))
     with step_progress("training CLIP", not json_out, log, 50) as (on_step, last):
-        out = run(cfg, on_step, log)
+        out = run(cfg, on_step, log, resume_from_checkpoint=resume_from_checkpoint)
     if json_out:
         print_json({"model": str(out), **last})
     else:

@@ -28,8 +28,9 @@ for seed in $SEEDS; do
     if [ "$name" = clip ] || [ "$name" = clip_flops ]; then
       CLIP_STEPS=(); [ "$name" = clip_flops ] && CLIP_STEPS=(--max-steps "$(python examples/baselines_table.py "$OUT" \
         --steps "$STEPS" --preset "$PRESET" --equal-flops-steps clip)")   # the last --max-steps wins
+      RESUME=(); [ -f "$dir/checkpoints/latest" ] && RESUME=(--resume-from-checkpoint latest)
       [ -f "$dir/clip_baseline.json" ] || diffdis eval train-clip "${COMMON[@]}" "${CLIP_STEPS[@]}" --seed "$seed" \
-        --output-dir "$dir" --json > /dev/null
+        "${RESUME[@]}" --output-dir "$dir" --json > /dev/null
     else
       RESUME=(); [ -f "$dir/checkpoints/latest" ] && RESUME=(--resume-from-checkpoint latest)
       [ -f "$dir/model_index.json" ] || diffdis train "${COMMON[@]}" --seed "$seed" --preset "$PRESET" --tasks "$name" \

@@ -135,3 +135,20 @@ def test_train_clip_command(shapes_dir, tmp_path):
     )
     again = runner.invoke(app, args)
     assert again.exit_code == 1 and "already holds a CLIP baseline" in again.output
+
+
+def test_train_clip_command_resumes_a_killed_run(shapes_dir, tmp_path):
+    from diffdis.model.clip import MARKER
+
+    runner = CliRunner()
+    out = tmp_path / "clip"
+    base = ["eval", "train-clip", "--data", str(shapes_dir), "--output-dir", str(out), "--batch-size", "4"]
+    base += ["--vision-layers", "1", "--json"]
+    first = runner.invoke(app, [*base, "--max-steps", "2"])
+    assert first.exit_code == 0, first.output
+    (out / MARKER).unlink()  # as if killed after the checkpoint at step 2, before the folder was written
+    refused = runner.invoke(app, [*base, "--max-steps", "3"])
+    assert refused.exit_code == 1 and "--resume-from-checkpoint latest" in refused.output
+    resumed = runner.invoke(app, [*base, "--max-steps", "3", "--resume-from-checkpoint", "latest"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["step"] == 3
