@@ -42,7 +42,8 @@ def train_clip(
         raise DiffDisError(f"{output_dir} already holds a CLIP baseline; choose another --output-dir")
     if resume_from_checkpoint is None and (output_dir / "checkpoints" / "latest").exists():
         raise DiffDisError(
-            f"{output_dir} already holds a training run: pass --resume-from-checkpoint latest or pick a new --output-dir"
+            f"{output_dir} already holds a training run: "
+            "pass --resume-from-checkpoint latest or pick a new --output-dir"
         )
     check_writable_folder(output_dir, "--output-dir")
     resolve_device(device)
