@@ -36,15 +36,12 @@ def train_clip(
     from diffdis.device import resolve_device
     from diffdis.errors import DiffDisError
     from diffdis.model.clip import MARKER, ClipBaselineConfig
+    from diffdis.train.checkpoint import check_new_run
     from diffdis.train.clip import train_clip as run
 
     if (output_dir / MARKER).exists():
         raise DiffDisError(f"{output_dir} already holds a CLIP baseline; choose another --output-dir")
-    if resume_from_checkpoint is None and (output_dir / "checkpoints" / "latest").exists():
-        raise DiffDisError(
-            f"{output_dir} already holds a training run: "
-            "pass --resume-from-checkpoint latest or pick a new --output-dir"
-        )
+    check_new_run(output_dir, resume_from_checkpoint is not None, MARKER)
     check_writable_folder(output_dir, "--output-dir")
     resolve_device(device)
     cfg = ClipBaselineConfig(

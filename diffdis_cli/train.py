@@ -204,8 +204,8 @@ def train(
     quiet_libraries()
     from diffdis.config import preset as make_preset
     from diffdis.device import resolve_device
-    from diffdis.errors import DiffDisError
     from diffdis.recipe import read_recipe
+    from diffdis.train.checkpoint import check_new_run
     from diffdis.train.loop import Trainer
 
     recipe = read_recipe(config_file) if config_file is not None else Recipe()
@@ -252,13 +252,7 @@ def train(
     output_dir, device = Path(fields["output_dir"]), fields["device"]
     if not deepspeed:
         resolve_device(device)  # --device cuda without CUDA: one line, before any data loads
-    if resume_from_checkpoint is None and (
-        (output_dir / "model_index.json").exists() or (output_dir / "checkpoints" / "latest").exists()
-    ):
-        raise DiffDisError(
-            f"{output_dir} already holds a training run: pass "
-            "--resume-from-checkpoint latest or pick a new --output-dir"
-        )
+    check_new_run(output_dir, resume_from_checkpoint is not None)
     check_writable_folder(output_dir, "--output-dir")
     if fields["vae"]:
         from diffdis.train.autoencoder import check_autoencoder_folder

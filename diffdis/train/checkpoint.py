@@ -185,6 +185,15 @@ def load_checkpoint_state(path: Path) -> tuple[int, dict[str, Any]]:
     return step, state
 
 
+def check_new_run(output_dir: Path, resuming: bool, finished: str = "model_index.json") -> None:
+    """Refuse to start a run over another one's checkpoints (or its finished model, `finished`) unless resuming."""
+    if not resuming and ((output_dir / finished).exists() or (checkpoints_dir(output_dir) / LATEST).exists()):
+        raise DiffDisError(
+            f"{output_dir} already holds a training run: pass "
+            "--resume-from-checkpoint latest or pick a new --output-dir"
+        )
+
+
 def export_source(source: Path) -> Path:
     """What `diffdis export SOURCE` consolidates: a checkpoint folder as given; a training output folder (or its
     checkpoints/): the checkpoint `latest` names there, as DeepSpeed's own tools follow `latest`."""

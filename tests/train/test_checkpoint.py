@@ -88,3 +88,20 @@ def test_export_source_follows_latest_and_refuses_other_folders(tmp_path):
     assert export_source(checkpoints_dir(run) / "checkpoint-7") == checkpoints_dir(run) / "checkpoint-7"
     with pytest.raises(DiffDisError, match="neither a checkpoint folder"):
         export_source(tmp_path)
+
+
+def test_check_new_run_refuses_a_run_over_another_unless_resuming(tmp_path):
+    from diffdis.train.checkpoint import LATEST, check_new_run
+
+    check_new_run(tmp_path, resuming=False)  # an empty folder starts a run
+    (checkpoints_dir(tmp_path)).mkdir()
+    (checkpoints_dir(tmp_path) / LATEST).write_text("checkpoint-2", encoding="utf-8")
+    with pytest.raises(DiffDisError, match="--resume-from-checkpoint latest"):
+        check_new_run(tmp_path, resuming=False)
+    check_new_run(tmp_path, resuming=True)
+    finished = tmp_path / "done"
+    finished.mkdir()
+    (finished / "clip_baseline.json").write_text("{}", encoding="utf-8")
+    check_new_run(finished, resuming=False)  # another kind's marker is not this run's model
+    with pytest.raises(DiffDisError, match="already holds a training run"):
+        check_new_run(finished, resuming=False, finished="clip_baseline.json")
