@@ -15,7 +15,8 @@ DATA = typer.Option(
     "--data",
     help="Data on disk (a folder or file in any --data-format layout; PATH@SPLIT "
     "chooses a split: CIFAR test (default) or train, Karpathy test (default), val, train, restval), or "
-    "built-in: world (held-out split), digits (test split), NAME/SPLIT, NAME:N.",
+    "built-in sets NAME, NAME/SPLIT or NAME:N joined by +: world (held-out split), digits (test split), "
+    "world:500+digits.",
 )
 DATA_FORMAT = typer.Option(
     "auto",

@@ -65,8 +65,8 @@ def train(
     data: str | None = typer.Option(
         None,
         "--data",
-        help="Image folder with metadata.jsonl, a .parquet / .csv file, or built-in "
-        "sets like world:20000+digits. Required (here or in --config).",
+        help="Image folder with metadata.jsonl, a .parquet / .csv file, shards, or built-in "
+        "sets NAME, NAME/SPLIT or NAME:N joined by + (world:20000+digits). Required (here or in --config).",
     ),
     output_dir: Path | None = typer.Option(
         None, "--output-dir", help="Where the model folder and checkpoints go. Required (here or in --config)."

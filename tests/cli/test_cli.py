@@ -299,3 +299,23 @@ def test_train_saves_the_query_scale_and_schedule_flags(tmp_path):
     saved = load_config(ModelConfig, tmp_path / "run" / "model_config.json")
     assert saved.query_scale == "sqrt-d" and saved.gamma == saved.query_dim**0.5
     assert saved.query_schedule == {"num_train_timesteps": 200, "beta_schedule": "squaredcos_cap_v2"}
+
+
+def _command_paths(group, prefix=()):
+    """Every command of the Typer app as its words, e.g. ("eval", "classify")."""
+    import typer.main
+
+    click_group = typer.main.get_command(group) if not hasattr(group, "commands") else group
+    for name, command in click_group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _command_paths(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+@pytest.mark.parametrize("words", sorted(_command_paths(app)), ids=" ".join)
+def test_every_command_help_renders(words):
+    """Help texts are rich markup: a bracket such as [/SPLIT] would break --help with a MarkupError."""
+    result = CliRunner().invoke(app, [*words, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
