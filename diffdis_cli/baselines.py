@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
+from diffdis.paths import check_writable_folder
 from diffdis_cli.common import command, err_console, print_json, quiet_libraries, step_progress
-from diffdis_cli.paths import check_writable_folder
 
 
 @command

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from diffdis.paths import check_writable_folder
 from diffdis_cli.common import command, err_console, print_json, quiet_libraries
-from diffdis_cli.paths import check_writable_folder
 
 app = typer.Typer(help="Built-in datasets, generated offline; the frozen-encoder cache.", no_args_is_help=True)
 

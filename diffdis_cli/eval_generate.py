@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from diffdis.paths import check_writable_folder
 from diffdis_cli.common import DEVICE, DTYPE, MODEL, command, err_console, load_pipeline, print_json, resolve_placement
 from diffdis_cli.eval_common import (
     DATA,
@@ -20,7 +21,6 @@ from diffdis_cli.eval_common import (
     bars,
     report,
 )
-from diffdis_cli.paths import check_writable_folder
 
 FEATURES = typer.Option(
     None,

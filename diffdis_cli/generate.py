@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from diffdis.paths import check_writable_folder
 from diffdis_cli.common import (
     DEVICE,
     DTYPE,
@@ -18,7 +19,6 @@ from diffdis_cli.common import (
     progress,
     resolve_placement,
 )
-from diffdis_cli.paths import check_writable_folder
 
 
 def output_paths(output: Path, count: int, overwrite: bool) -> list[Path]:

@@ -11,9 +11,9 @@ from typing import Any
 import typer
 
 from diffdis.config import ModelConfig, TrainConfig
+from diffdis.paths import check_writable_folder
 from diffdis.recipe import Recipe, train_defaults
 from diffdis_cli.common import command, err_console, print_json, progress, quiet_libraries, step_progress
-from diffdis_cli.paths import check_writable_folder
 
 TRAIN = train_defaults()  # flag defaults come from TrainConfig, so the two cannot drift
 FUSION = ModelConfig.__dataclass_fields__["fusion"].default
