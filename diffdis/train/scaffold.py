@@ -90,7 +90,7 @@ class TrainingLoop:
             else None
         )
         self.backend = self._backend(loop, deepspeed)
-        self.device = self.backend.device if deepspeed else self.device
+        self.device = self.backend.device  # DeepSpeed places the weights on its own device
         self.move_frozen(self.device)
         if self.ema is not None:
             self.ema.to(self.device)
