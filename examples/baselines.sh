@@ -7,8 +7,9 @@
 # OUT/table.md gives each metric as the mean over seeds with the spread (min-max), and each model's training
 # FLOPs (one step counted with torch's FlopCounterMode, times the steps), so rows can be read at equal FLOPs.
 # Resumable: trained models and finished records are kept. Run from the repository root.
-# Cost: one core per run at about 0.95 (both), 0.55 (disc) and 0.6 (clip) s per step (measured at 1,500 steps, two
-# runs sharing 2 cores), so about 50, 27 and 30 minutes per seed at 3,000 steps; gen-only is not yet timed.
+# Cost: one core per run (OMP_NUM_THREADS=1, two seeds side by side on 2 cores); median seconds per step of the
+# 3,000-step runs (parts of them shared the CPU): 1.4 (both), 0.5 (disc), 0.8 (gen), 1.6 (CLIPModel), so about 70, 25, 40, 80 and
+# 115 (clip_flops) minutes per seed, plus about 10 minutes of scoring per model.
 set -euo pipefail
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 OUT=${OUT:-runs/baselines}
@@ -16,7 +17,9 @@ STEPS=${STEPS:-3000}
 SEEDS=${SEEDS:-"0 1"}
 DATA=${DATA:-world:5000+digits}
 PRESET=${PRESET:-tiny-patch2}
-METHODS=${METHODS:-"both clip disc gen clip_flops"}   # clip_flops: CLIP trained for DiffDis's training FLOPs
+# clip_flops: CLIP trained for DiffDis's training FLOPs; both_flops: DiffDis at CLIP's training FLOPs, i.e. the
+# `both` run's last checkpoint at or before them (checkpoints every 500 steps; `both` keeps them all for this)
+METHODS=${METHODS:-"both clip disc gen clip_flops both_flops"}
 QUERY=${QUERY:-"--query-scale=1"}   # the text-query settings under test (comma-separated train flags)
 N=${N:-300}                          # held-out world images for classification and retrieval
 GEN_N=${GEN_N:-200}                  # held-out captions to generate from (judge accuracy, FID)
@@ -31,10 +34,16 @@ for seed in $SEEDS; do
       RESUME=(); [ -f "$dir/checkpoints/latest" ] && RESUME=(--resume-from-checkpoint latest)
       [ -f "$dir/clip_baseline.json" ] || diffdis eval train-clip "${COMMON[@]}" "${CLIP_STEPS[@]}" --seed "$seed" \
         "${RESUME[@]}" --output-dir "$dir" --json > /dev/null
+    elif [ "$name" = both_flops ]; then
+      step=$(python examples/baselines_table.py "$OUT" --steps "$STEPS" --preset "$PRESET" --diffdis-steps-at-flops-of clip)
+      dir="$OUT/seed$seed/both/checkpoints/checkpoint-$step/model"
+      [ -f "$dir/model_index.json" ] || { echo "baselines.sh: $dir is missing (train 'both' first)" >&2; exit 1; }
     else
+      KEEP=(); [ "$name" = both ] && KEEP=(--checkpoints-total-limit 1000)   # both_flops reads an early checkpoint
       RESUME=(); [ -f "$dir/checkpoints/latest" ] && RESUME=(--resume-from-checkpoint latest)
       [ -f "$dir/model_index.json" ] || diffdis train "${COMMON[@]}" --seed "$seed" --preset "$PRESET" --tasks "$name" \
-        --mixed-precision bf16 --checkpointing-steps 500 "${RESUME[@]}" "${QUERY_FLAGS[@]}" --output-dir "$dir" --json > /dev/null
+        --mixed-precision bf16 --checkpointing-steps 500 "${KEEP[@]}" "${RESUME[@]}" "${QUERY_FLAGS[@]}" \
+        --output-dir "$dir" --json > /dev/null
     fi
     R="$OUT/results/seed$seed/$name"; mkdir -p "$R"
     method=diffdis; case "$name" in clip*) method=clip ;; esac

@@ -24,7 +24,9 @@ NAMES = {
     "gen": "generation only",
     "clip": "CLIP (CLIPModel)",
     "clip_flops": "CLIP at DiffDis's training FLOPs",
+    "both_flops": "DiffDis (both tasks) at CLIP's training FLOPs",
 }
+CHECKPOINT_EVERY = 500  # examples/baselines.sh saves `both` every 500 steps; both_flops reads one of those
 COLUMNS = [  # (header, record file, metric key)
     ("objects acc1", "classify_world_objects", "acc1"),
     ("objects mean recall", "classify_world_objects", "mean_per_class_recall"),
@@ -83,6 +85,17 @@ def step_flops(method: str, preset_name: str, batch: int = 32) -> float:
     return counter.get_total_flops()
 
 
+def equal_flops_steps(steps: int, preset_name: str, method: str = "clip") -> int:
+    """The steps METHOD trains for DiffDis's training FLOPs at `steps`."""
+    return round(steps * step_flops("both", preset_name) / step_flops(method, preset_name))
+
+
+def diffdis_steps_at_flops_of(method: str, steps: int, preset_name: str) -> int:
+    """DiffDis's last saved step whose training FLOPs do not pass METHOD's at `steps`."""
+    exact = steps * step_flops(method, preset_name) / step_flops("both", preset_name)
+    return int(exact // CHECKPOINT_EVERY) * CHECKPOINT_EVERY
+
+
 def cell(values: list[float], metric: str) -> str:
     if not values:
         return "–"
@@ -101,9 +114,17 @@ def main() -> None:
     parser.add_argument(
         "--equal-flops-steps", metavar="METHOD", help="Print the steps METHOD needs for DiffDis's FLOPs at --steps."
     )
+    parser.add_argument(
+        "--diffdis-steps-at-flops-of",
+        metavar="METHOD",
+        help="Print the last checkpoint step of DiffDis whose FLOPs do not pass METHOD's at --steps.",
+    )
     args = parser.parse_args()
     if args.equal_flops_steps:
-        print(round(args.steps * step_flops("both", args.preset) / step_flops(args.equal_flops_steps, args.preset)))
+        print(equal_flops_steps(args.steps, args.preset, args.equal_flops_steps))
+        return
+    if args.diffdis_steps_at_flops_of:
+        print(diffdis_steps_at_flops_of(args.diffdis_steps_at_flops_of, args.steps, args.preset))
         return
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     seeds: dict[str, set[str]] = defaultdict(set)
@@ -115,16 +136,18 @@ def main() -> None:
             if path.stem == stem and metric in record and record[metric] is not None:
                 values[(method, f"{stem}:{metric}")].append(float(record[metric]))
     methods = [m for m in NAMES if m in seeds]
-    print(f"{args.steps} steps of batch 32 per model; mean over seeds (min–max); % except FID.\n")
-    print("| model | seeds | train PFLOPs | " + " | ".join(h for h, _, _ in COLUMNS) + " |")
-    print("|" + "---|" * (3 + len(COLUMNS)))
+    print("Batch 32; mean over seeds (min–max); % except FID.\n")
+    print("| model | steps | seeds | train PFLOPs | " + " | ".join(h for h, _, _ in COLUMNS) + " |")
+    print("|" + "---|" * (4 + len(COLUMNS)))
     for method in methods:
         steps = args.steps
         if method == "clip_flops":  # trained for as many steps as DiffDis's FLOPs buy
-            steps = round(args.steps * step_flops("both", args.preset) / step_flops("clip", args.preset))
+            steps = equal_flops_steps(args.steps, args.preset)
+        if method == "both_flops":  # an earlier checkpoint of the `both` run
+            steps = diffdis_steps_at_flops_of("clip", args.steps, args.preset)
         pflops = step_flops(method.removesuffix("_flops"), args.preset) * steps / 1e15
         cells = " | ".join(cell(values[(method, f"{stem}:{metric}")], metric) for _, stem, metric in COLUMNS)
-        print(f"| {NAMES[method]} | {len(seeds[method])} | {pflops:.2f} | {cells} |")
+        print(f"| {NAMES[method]} | {steps} | {len(seeds[method])} | {pflops:.2f} | {cells} |")
 
 
 if __name__ == "__main__":
