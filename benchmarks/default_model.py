@@ -11,7 +11,7 @@ Without --model it measures the model shipped with diffdis. Sections:
                   class: label sets cifar10 (cifar templates) and world_colours; the digits test split with the
                   digits label set. The model's default query sampler.
   retrieval       1,000 held-out image-caption pairs, image->text and text->image R@1/5/10: against each
-                  image's own caption, against any caption true of it, and the own-caption ceiling.
+                  image's own caption, against any caption true of it, and a random-tie oracle's own-caption score.
   cli             `diffdis generate "a red car"` with default settings, timed as a subprocess.
 Writes OUT/default_model_benchmark.json, OUT/samples_grid.png (8 prompts x 4 samples) and OUT/a-red-car.png.
 """
@@ -311,7 +311,7 @@ def print_summary(result: dict, out: Path) -> None:
     )
     for prefix, what in (
         ("any_true_", "any caption true of the image counts"),
-        ("own_caption_ceiling_", "best possible own-caption score (captions state only some attributes)"),
+        ("own_caption_ceiling_", "own-caption score of an oracle breaking ties at random (a reference, not a bound)"),
     ):
         print(
             f"{what}:\n  image->text R@1 {r[prefix + 'image_to_text_R@1']:.1%} "

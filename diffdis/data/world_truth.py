@@ -73,8 +73,10 @@ def own_caption_ceiling(
 ) -> dict[str, float]:
     """Expected own-caption Recall@k of an oracle that knows exactly what each caption states and breaks ties
     at random: an image's own caption is one of the n captions true of it, found in the top k with probability
-    min(1, k/n); likewise a caption's own image among the m images it is true of. Retrieval scored against the
-    own caption cannot beat this."""
+    min(1, k/n); likewise a caption's own image among the m images it is true of. A reference, not a bound: a
+    model can beat it by ranking the captions that state more first (the other captions true of an image are
+    mostly the vague ones, so its own caption is more often a specific one), as contrastive training learns
+    to; transformers' CLIPModel does on the varied world (image->text R@1 24.8% against this 15.5%)."""
     if not bool(truth[text_image, torch.arange(len(text_image))].all()):
         raise DiffDisError("some caption is not true of its own image; the rows and texts do not belong together")
     if len(torch.unique(text_image)) != len(text_image):

@@ -143,7 +143,8 @@ def world_truth_recall(
 ) -> dict[str, float]:
     """On the built-in world (rows with object, colour, background, size and position), two more views of the
     same scores: `any_true_*` counts any caption true of the image (and any image the caption is true of) as a
-    hit, and `own_caption_ceiling_*` is the best the own-caption figures can be (see diffdis.data.world_truth).
+    hit, and `own_caption_ceiling_*` is what a random-tie oracle scores on the own-caption figures (a reference, not
+    a bound; see diffdis.data.world_truth.own_caption_ceiling).
     Other data, or captions outside the world's grammar (edited by hand): nothing."""
     if not rows or not all(all(a in row for a in ATTRIBUTES) for row in rows):
         return {}
