@@ -8,8 +8,8 @@
 # FLOPs (one step counted with torch's FlopCounterMode, times the steps), so rows can be read at equal FLOPs.
 # Resumable: trained models and finished records are kept. Run from the repository root.
 # Cost: one core per run (OMP_NUM_THREADS=1, two seeds side by side on 2 cores); median seconds per step of the
-# 3,000-step runs (parts of them shared the CPU): 1.4 (both), 0.5 (disc), 0.8 (gen), 1.6 (CLIPModel), so about 70, 25, 40, 80 and
-# 115 (clip_flops) minutes per seed, plus about 10 minutes of scoring per model.
+# 3,000-step runs (parts of them shared the CPU): 1.4 (both), 0.5 (disc), 0.8 (gen), 1.6 (CLIPModel), so about
+# 70, 25, 40, 80 and 115 (clip_flops) minutes per seed, plus about 10 minutes of scoring per model.
 set -euo pipefail
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 OUT=${OUT:-runs/baselines}
@@ -35,7 +35,8 @@ for seed in $SEEDS; do
       [ -f "$dir/clip_baseline.json" ] || diffdis eval train-clip "${COMMON[@]}" "${CLIP_STEPS[@]}" --seed "$seed" \
         "${RESUME[@]}" --output-dir "$dir" --json > /dev/null
     elif [ "$name" = both_flops ]; then
-      step=$(python examples/baselines_table.py "$OUT" --steps "$STEPS" --preset "$PRESET" --diffdis-steps-at-flops-of clip)
+      step=$(python examples/baselines_table.py "$OUT" --steps "$STEPS" --preset "$PRESET" \
+        --diffdis-steps-at-flops-of clip)
       dir="$OUT/seed$seed/both/checkpoints/checkpoint-$step/model"
       [ -f "$dir/model_index.json" ] || { echo "baselines.sh: $dir is missing (train 'both' first)" >&2; exit 1; }
     else

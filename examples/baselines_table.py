@@ -10,6 +10,7 @@ FLOPs per training step (forward + backward at batch 32, no optimiser) are count
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 from collections import defaultdict
@@ -44,6 +45,7 @@ COLUMNS = [  # (header, record file, metric key)
 ]
 
 
+@functools.cache  # each count builds a model; the table asks for the same few several times
 def step_flops(method: str, preset_name: str, batch: int = 32) -> float:
     """FLOPs of one forward + backward of the method's training loss on random inputs."""
     torch.manual_seed(0)
@@ -85,7 +87,7 @@ def step_flops(method: str, preset_name: str, batch: int = 32) -> float:
     return counter.get_total_flops()
 
 
-def equal_flops_steps(steps: int, preset_name: str, method: str = "clip") -> int:
+def equal_flops_steps(method: str, steps: int, preset_name: str) -> int:
     """The steps METHOD trains for DiffDis's training FLOPs at `steps`."""
     return round(steps * step_flops("both", preset_name) / step_flops(method, preset_name))
 
@@ -121,7 +123,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.equal_flops_steps:
-        print(equal_flops_steps(args.steps, args.preset, args.equal_flops_steps))
+        print(equal_flops_steps(args.equal_flops_steps, args.steps, args.preset))
         return
     if args.diffdis_steps_at_flops_of:
         print(diffdis_steps_at_flops_of(args.diffdis_steps_at_flops_of, args.steps, args.preset))
@@ -142,7 +144,7 @@ def main() -> None:
     for method in methods:
         steps = args.steps
         if method == "clip_flops":  # trained for as many steps as DiffDis's FLOPs buy
-            steps = equal_flops_steps(args.steps, args.preset)
+            steps = equal_flops_steps("clip", args.steps, args.preset)
         if method == "both_flops":  # an earlier checkpoint of the `both` run
             steps = diffdis_steps_at_flops_of("clip", args.steps, args.preset)
         pflops = step_flops(method.removesuffix("_flops"), args.preset) * steps / 1e15
