@@ -27,7 +27,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffdis.config import ModelConfig, inference_defaults
 from diffdis.errors import DiffDisError
 from diffdis.model.autoencoder import LatentAutoencoder, build_autoencoder
-from diffdis.model.text import load_text_model, load_tokenizer, text_encoder_for
+from diffdis.model.text import load_text_model, load_text_tower, load_tokenizer, text_encoder_for, text_pooling
 from diffdis.model.unet import DiffDisModel
 from diffdis.pipeline import DiffDisPipeline
 
@@ -189,18 +189,6 @@ def init_from_sd(
     return _ready(pipe), report
 
 
-def _pooling(folder: Path, model_type: str) -> str:
-    """CLIP: the EOT state; a sentence-transformers folder: its own pooling; other encoders: mean [ours]."""
-    if model_type == "clip_text_model":
-        return "eot"
-    pooling = folder / "1_Pooling" / "config.json"
-    if pooling.is_file():
-        modes = _read_config(pooling)
-        if modes.get("pooling_mode_cls_token"):
-            return "cls"
-    return "mean"
-
-
 def with_text_encoder(
     text_dir: str | Path,
     base: ModelConfig,
@@ -212,19 +200,10 @@ def with_text_encoder(
     the UNet's cross_attention_dim set to the encoder's width. With `pipe` (e.g. from `init_from_sd`): swap
     its text encoder, which must then match the UNet's cross_attention_dim."""
     text_dir, report = Path(text_dir), report or WeightReport()
-    if not text_dir.is_dir():
-        raise DiffDisError(f"--text-encoder {text_dir}: no such folder (give a local transformers text model)")
-    text_model, info = load_text_model(text_dir)
-    if not hasattr(text_model.config, "hidden_size") or not hasattr(text_model.config, "max_position_embeddings"):
-        raise DiffDisError(
-            f"{text_dir} is a {text_model.config.model_type} model without hidden_size / positions; give a text encoder"
-        )
-    tokenizer = load_tokenizer(text_dir)
-    if tokenizer.pad_token_id is None:
-        raise DiffDisError(f"the tokenizer in {text_dir} has no pad token; captions are padded to a fixed length")
+    text_model, tokenizer, info = load_text_tower(text_dir)
     report.add("text_encoder", text_model, info)
     width, model_type = int(text_model.config.hidden_size), text_model.config.model_type
-    pooling = _pooling(text_dir, model_type)
+    pooling = text_pooling(text_dir, model_type)
     positions = int(text_model.config.max_position_embeddings)
     preset_tokens = int(base.text_encoder.get("max_position_embeddings", MAX_TOKENS))
     max_length = None if model_type == "clip_text_model" else min(positions, preset_tokens, MAX_TOKENS)

@@ -23,6 +23,11 @@ def train_clip(
     warmup_steps: int = typer.Option(50, "--warmup-steps"),
     lr_scheduler: str = typer.Option("cosine", "--lr-scheduler"),
     vision_layers: int = typer.Option(6, "--vision-layers", help="ViT blocks (width 256, patches of 4)."),
+    text_encoder: str = typer.Option(
+        "",
+        "--text-encoder",
+        help="The local text model the DiffDis run used with --text-encoder: frozen here too; only the ViT trains.",
+    ),
     seed: int = typer.Option(0, "--seed"),
     resume_from_checkpoint: str | None = typer.Option(
         None, "--resume-from-checkpoint", help="'latest' or a checkpoint folder: continue a killed run."
@@ -54,6 +59,7 @@ def train_clip(
         warmup_steps=warmup_steps,
         lr_scheduler=lr_scheduler,
         vision_layers=vision_layers,
+        text_encoder=text_encoder,
         seed=seed,
         bad_rows=bad_rows,
     )

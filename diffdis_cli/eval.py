@@ -10,7 +10,16 @@ import typer
 
 from diffdis.data.label_sets import builtin_label_sets
 from diffdis_cli.baselines import train_clip
-from diffdis_cli.common import DEVICE, DTYPE, MODEL, command, err_console, load_pipeline, resolve_placement
+from diffdis_cli.common import (
+    DEVICE,
+    DTYPE,
+    MODEL,
+    command,
+    err_console,
+    load_pipeline,
+    quiet_libraries,
+    resolve_placement,
+)
 from diffdis_cli.eval_common import (
     BATCH,
     DATA,
@@ -151,6 +160,7 @@ def _load(model: Path | None, method: str, placement: tuple[Any, Any]) -> Any:
     from diffdis.baselines.clip_baseline import ClipBaseline
     from diffdis.errors import UsageError
 
+    quiet_libraries()
     if model is None:
         raise UsageError("--method clip needs --model CLIP_DIR (from diffdis eval train-clip)")
     return ClipBaseline.from_pretrained(model, *placement)

@@ -21,10 +21,14 @@ PRESET=${PRESET:-tiny-patch2}
 # `both` run's last checkpoint at or before them (checkpoints every 500 steps; `both` keeps them all for this)
 METHODS=${METHODS:-"both clip disc gen clip_flops both_flops"}
 QUERY=${QUERY:-"--query-scale=1"}   # the text-query settings under test (comma-separated train flags)
+# A local pretrained text model, frozen in DiffDis and in CLIP alike (CLIP then trains only its ViT against it:
+# the fair baseline for a DiffDis run that starts from it). The FLOPs rows count the from-scratch towers.
+TEXT_ENCODER=${TEXT_ENCODER:-}
 N=${N:-300}                          # held-out world images for classification and retrieval
 GEN_N=${GEN_N:-200}                  # held-out captions to generate from (judge accuracy, FID)
 IFS=, read -r -a QUERY_FLAGS <<< "$QUERY"
 COMMON=(--data "$DATA" --max-steps "$STEPS" --batch-size 32 --learning-rate 5e-4 --warmup-steps 300 --lr-scheduler cosine)
+[ -n "$TEXT_ENCODER" ] && COMMON+=(--text-encoder "$TEXT_ENCODER")
 for seed in $SEEDS; do
   for name in $METHODS; do
     dir="$OUT/seed$seed/$name"

@@ -1,5 +1,6 @@
 """The CLIP baseline of `diffdis eval`: transformers' own CLIPModel trained on the same data and steps
-(`diffdis.train.clip`, with CLIPModel's built-in contrastive loss). `ClipBaseline` answers the calls the eval
+(`diffdis.train.clip`, with CLIPModel's built-in contrastive loss), or a ViT against the same frozen pretrained
+text encoder a DiffDis run used (`LockedTextClip`). `ClipBaseline` answers the calls the eval
 harness makes of a DiffDis pipeline (`image_queries`, `encode_text`, `zero_shot_classifier`), so DiffDis and
 CLIP are scored by the same code on the same labels and templates. open_clip is not used: it needs torchvision.
 """
@@ -21,6 +22,7 @@ from diffdis.config import InferenceConfig
 from diffdis.data.transforms import image_to_tensor
 from diffdis.errors import UsageError
 from diffdis.model.clip import MARKER, ClipBaselineConfig, is_clip_baseline
+from diffdis.model.locked_text_clip import LockedTextClip
 from diffdis.model.text import load_tokenizer, tokenize
 from diffdis.pipeline import placement, zero_shot_weights
 
@@ -33,7 +35,7 @@ def _projected(out: Any) -> torch.Tensor:
 class ClipBaseline:
     """A trained baseline folder, answering the eval harness like a DiffDis pipeline (one pass per image)."""
 
-    def __init__(self, model: CLIPModel, tokenizer, cfg: ClipBaselineConfig, name: str) -> None:
+    def __init__(self, model: CLIPModel | LockedTextClip, tokenizer, cfg: ClipBaselineConfig, name: str) -> None:
         self.model, self.tokenizer, self.cfg = model.eval(), tokenizer, cfg
         self.card = {"name": name, "model_version": "clip-baseline"}
         # the harness sweeps sampler settings; CLIP has none, so every run is one encoder pass
@@ -62,8 +64,12 @@ class ClipBaseline:
         cfg = ClipBaselineConfig(
             **{k: v for k, v in fields.items() if k in {f.name for f in dataclasses.fields(ClipBaselineConfig)}}
         )
-        model = CLIPModel.from_pretrained(folder, local_files_only=True).to(device=device, dtype=dtype)
-        return cls(model, load_tokenizer(folder / "tokenizer"), cfg, folder.resolve().name)
+        tokenizer = load_tokenizer(folder / "tokenizer")
+        if cfg.text_encoder:  # a ViT against a frozen pretrained text tower
+            model = LockedTextClip.load(folder, cfg.text_pooling, cfg.max_length, tokenizer)
+        else:
+            model = CLIPModel.from_pretrained(folder, local_files_only=True)
+        return cls(model.to(device=device, dtype=dtype), tokenizer, cfg, folder.resolve().name)
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> tuple[None, torch.Tensor]:

@@ -1,5 +1,6 @@
 """The CLIP baseline's configuration and network: transformers' own CLIPModel, a ViT image tower and a CLIP text
-tower sized like the tiny presets' discriminative path. Trained by `diffdis.train.clip`, scored by
+tower sized like the tiny presets' discriminative path, or with `text_encoder` set, the same ViT against a frozen
+pretrained text tower (`diffdis.model.locked_text_clip`). Trained by `diffdis.train.clip`, scored by
 `diffdis.baselines.clip_baseline`. open_clip is not used: it needs torchvision.
 """
 
@@ -31,6 +32,8 @@ class ClipBaselineConfig:
     heads: int = 4
     max_length: int = 32
     vocab_size: int = 4096
+    text_encoder: str = ""  # a local transformers text model, frozen; "" trains a CLIP text tower from scratch
+    text_pooling: str = ""  # how the frozen encoder's tokens pool to e (set from its folder at build)
     max_steps: int = 1000
     batch_size: int = 32
     learning_rate: float = 5e-4

@@ -8,6 +8,7 @@ the model's pooler). A from-scratch model gets a byte-level BPE tokenizer traine
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,41 @@ def load_text_model(path: Path) -> tuple[PreTrainedModel, dict[str, list[str]]]:
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise DiffDisError(f"cannot load a transformers text model from {path}: {str(err).splitlines()[0]}") from err
     return model, info
+
+
+def text_pooling(folder: Path, model_type: str) -> str:
+    """CLIP: the EOT state; a sentence-transformers folder: its own pooling; other encoders: mean [ours]."""
+    if model_type == "clip_text_model":
+        return "eot"
+    pooling = folder / "1_Pooling" / "config.json"
+    if pooling.is_file():
+        try:
+            modes = json.loads(pooling.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise DiffDisError(f"cannot read {pooling}: {err}") from err
+        if modes.get("pooling_mode_cls_token"):
+            return "cls"
+    return "mean"
+
+
+def check_text_encoder_folder(text_dir: Path) -> None:
+    """Refuse a missing --text-encoder before any data is read."""
+    if not Path(text_dir).is_dir():
+        raise DiffDisError(f"--text-encoder {text_dir}: no such folder (give a local transformers text model)")
+
+
+def load_text_tower(text_dir: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, list[str]]]:
+    """The `--text-encoder` folder's model, tokenizer and loading info, or a one-line error saying what is wrong."""
+    check_text_encoder_folder(text_dir)
+    text_model, info = load_text_model(text_dir)
+    if not hasattr(text_model.config, "hidden_size") or not hasattr(text_model.config, "max_position_embeddings"):
+        raise DiffDisError(
+            f"{text_dir} is a {text_model.config.model_type} model without hidden_size / positions; give a text encoder"
+        )
+    tokenizer = load_tokenizer(text_dir)
+    if tokenizer.pad_token_id is None:
+        raise DiffDisError(f"the tokenizer in {text_dir} has no pad token; captions are padded to a fixed length")
+    return text_model, tokenizer, info
 
 
 class TextEncoder(nn.Module):

@@ -15,7 +15,16 @@ from transformers import CLIPModel
 
 from diffdis.data.loader import training_data
 from diffdis.model.clip import MARKER, ClipBaselineConfig, build_clip
-from diffdis.model.text import load_tokenizer, tokenize, train_tokenizer
+from diffdis.model.locked_text_clip import PARTS, LockedTextClip
+from diffdis.model.text import (
+    TextEncoder,
+    check_text_encoder_folder,
+    load_text_tower,
+    load_tokenizer,
+    text_pooling,
+    tokenize,
+    train_tokenizer,
+)
 from diffdis.train.build import tokenizer_corpus
 from diffdis.train.scaffold import LoopConfig, TrainedModules, TrainingLoop
 
@@ -25,6 +34,8 @@ class ClipTrainer(TrainingLoop):
         self, cfg: ClipBaselineConfig, resume_from_checkpoint: str | None = None, log: Callable[[str], None] = print
     ) -> None:
         self.cfg = cfg
+        if cfg.text_encoder:
+            check_text_encoder_folder(Path(cfg.text_encoder))
         names = {f.name for f in dataclasses.fields(LoopConfig)}
         loop = LoopConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names}, mixed_precision="no")
         super().__init__(loop, resume_from_checkpoint, log)
@@ -42,7 +53,9 @@ class ClipTrainer(TrainingLoop):
             num_workers=c.dataloader_num_workers,
             log=self.log,
         )
-        if checkpoint is not None:
+        if c.text_encoder:
+            self.build_locked(checkpoint)
+        elif checkpoint is not None:
             self.model = CLIPModel.from_pretrained(checkpoint / "model", local_files_only=True)
             self.tokenizer = load_tokenizer(checkpoint / "model" / "tokenizer")
         else:
@@ -51,11 +64,27 @@ class ClipTrainer(TrainingLoop):
             self.model = build_clip(c, self.tokenizer)
         self.model.train()
 
+    def build_locked(self, checkpoint: Path | None) -> None:
+        """The ViT against the frozen --text-encoder: from the folder, or as the checkpoint left it."""
+        c = self.cfg
+        if checkpoint is not None:
+            c.text_pooling = json.loads((checkpoint / "model" / MARKER).read_text(encoding="utf-8"))["text_pooling"]
+            self.tokenizer = load_tokenizer(checkpoint / "model" / "tokenizer")
+            self.model = LockedTextClip.load(checkpoint / "model", c.text_pooling, c.max_length, self.tokenizer)
+            return
+        text_dir = Path(c.text_encoder)
+        text_model, self.tokenizer, _ = load_text_tower(text_dir)
+        c.text_pooling = text_pooling(text_dir, text_model.config.model_type)
+        text = TextEncoder(text_model, c.text_pooling, c.max_length, self.tokenizer.pad_token_id)
+        torch.manual_seed(c.seed)
+        self.model = LockedTextClip.build(text, c.image_size, c.patch_size, c.vision_width, c.vision_layers, c.heads)
+
     def trained_modules(self) -> TrainedModules:
         return TrainedModules(clip=self.model)
 
     def model_problem(self, checkpoint: Path) -> str | None:
-        for name in (MARKER, "config.json", "model.safetensors", "tokenizer"):
+        parts = PARTS if self.cfg.text_encoder else ("config.json", "model.safetensors", "tokenizer")
+        for name in (MARKER, *parts):
             if not (checkpoint / "model" / name).exists():
                 return f"model/{name} is missing"
         return None
@@ -71,8 +100,11 @@ class ClipTrainer(TrainingLoop):
     def save_model(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory, safe_serialization=True)
-        self.tokenizer.save_pretrained(directory / "tokenizer")
+        if isinstance(self.model, LockedTextClip):
+            self.model.save(directory, self.tokenizer)
+        else:
+            self.model.save_pretrained(directory, safe_serialization=True)
+            self.tokenizer.save_pretrained(directory / "tokenizer")
         (directory / MARKER).write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2) + "\n", encoding="utf-8")
 
 

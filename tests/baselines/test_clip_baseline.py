@@ -152,3 +152,70 @@ def test_train_clip_command_resumes_a_killed_run(shapes_dir, tmp_path):
     resumed = runner.invoke(app, [*base, "--max-steps", "3", "--resume-from-checkpoint", "latest"])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["step"] == 3
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    from tests.tiny_bert import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "tiny-bert")
+
+
+def test_locked_text_clip_trains_only_its_image_side_in_diffdis_own_text_space(bert_dir, shapes_dir, tmp_path):
+    """With --text-encoder the baseline's captions embed exactly as a DiffDis model built on the same folder
+    embeds them (the fair comparison), the text tower never moves, and the saved folder answers the same."""
+    from safetensors.torch import load_file
+
+    from diffdis.pretrained import with_text_encoder
+    from tests.conftest import micro_config
+
+    out, losses = tmp_path / "locked", []
+    small = {**SMALL, "max_length": 32}
+    cfg = ClipBaselineConfig(
+        data=str(shapes_dir), output_dir=str(out), max_steps=12, text_encoder=str(bert_dir), **small
+    )
+    train_clip(cfg, lambda step, total, logs: losses.append(logs["loss"]), log=lambda m: None)
+    assert sum(losses[-3:]) < sum(losses[:3])
+    source, saved = (
+        load_file(str(bert_dir / "model.safetensors")),
+        load_file(str(out / "text_encoder" / "model.safetensors")),
+    )
+    assert set(source) == set(saved) and all(torch.equal(source[k], saved[k]) for k in source)
+
+    clip = ClipBaseline.from_pretrained(out)
+    assert clip.cfg.text_pooling == "mean" and clip.model.logit_scale.item() != pytest.approx(2.6592)  # it learned
+    captions = ["a red circle", "a blue square on a gray background", "green cross"]
+    diffdis_pipe, _ = with_text_encoder(bert_dir, micro_config())
+    assert torch.allclose(clip.encode_text(captions)[1], diffdis_pipe.encode_text(captions)[1], atol=1e-5)
+
+    from diffdis.eval.judge import read_labelled_folder
+
+    images, _ = read_labelled_folder(shapes_dir)
+    queries = clip.image_queries(images[:4])
+    assert queries.shape == (4, 32) and torch.allclose(
+        queries, ClipBaseline.from_pretrained(out).image_queries(images[:4])
+    )
+
+
+def test_locked_text_clip_resumes_with_its_pooling_and_refuses_a_missing_encoder(bert_dir, shapes_dir, tmp_path):
+    from diffdis.errors import DiffDisError
+    from diffdis.model.clip import MARKER
+
+    runner = CliRunner()
+    out = tmp_path / "clip"
+    base = ["eval", "train-clip", "--data", str(shapes_dir), "--output-dir", str(out), "--batch-size", "4"]
+    base += ["--vision-layers", "1", "--text-encoder", str(bert_dir), "--json"]
+    assert runner.invoke(app, [*base, "--max-steps", "2"]).exit_code == 0
+    (out / MARKER).unlink()  # killed after the step-2 checkpoint
+    resumed = runner.invoke(app, [*base, "--max-steps", "3", "--resume-from-checkpoint", "latest"])
+    assert resumed.exit_code == 0, resumed.output
+    assert ClipBaseline.from_pretrained(out).cfg.text_pooling == "mean"
+    other = [arg if arg != str(bert_dir) else str(tmp_path / "nope") for arg in base]
+    missing = runner.invoke(app, [*other, "--output-dir", str(tmp_path / "other"), "--max-steps", "1"])
+    assert missing.exit_code == 1 and "no such folder" in missing.output
+    with pytest.raises(DiffDisError, match="no such folder"):
+        train_clip(
+            ClipBaselineConfig(
+                data=str(shapes_dir), text_encoder=str(tmp_path / "nope"), output_dir=str(tmp_path / "x")
+            )
+        )
