@@ -2,18 +2,21 @@
 
     python benchmarks/default_model.py --model runs/default/model --out runs/default/benchmark
     python benchmarks/default_model.py --model DIR --out /tmp/bench --quick      # a smoke run, about 2 minutes
+    python benchmarks/default_model.py --sections discrimination --style plain   # v1 drawings, minutes not half an hour
 
 Without --model it measures the model shipped with diffdis. Sections:
   generation      8 samples for every (colour, object) pair of the training vocabulary and, apart, for every
                   held-out pair, at the model's default sampler; the shipped judge says which object and colour
                   it sees (diffdis/eval/judge.py, trained on its own data, never on DiffDis's).
-  zero-shot       1,000 world "heldout"-split images (unseen colour x object pairs) whose object is a CIFAR-10
-                  class: label sets cifar10 (cifar templates) and world_colours; the digits test split with the
-                  digits label set. The model's default query sampler.
+  zero-shot       1,000 world "heldout"-split images (unseen colour x object pairs; --style varied, the world's
+                  default, or plain, the version-1 drawings) whose object is a CIFAR-10 class: label sets
+                  cifar10 (cifar templates) and world_colours; the digits test split with the digits label set.
+                  The model's default query sampler.
   retrieval       1,000 held-out image-caption pairs, image->text and text->image R@1/5/10: against each
                   image's own caption, against any caption true of it, and a random-tie oracle's own-caption score.
   cli             `diffdis generate "a red car"` with default settings, timed as a subprocess.
-Writes OUT/default_model_benchmark.json, OUT/samples_grid.png (8 prompts x 4 samples) and OUT/a-red-car.png.
+--sections runs a subset (generation is most of the time). Writes OUT/default_model_benchmark.json, and with
+generation and cli OUT/samples_grid.png (8 prompts x 4 samples) and OUT/a-red-car.png.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from diffdis.eval.retrieve import world_truth_recall
 from diffdis.pipeline import DiffDisPipeline
 from diffdis.quiet import quiet_libraries  # no library progress bars between the section lines
 
+SECTIONS = ("generation", "discrimination", "cli")
 HELDOUT_SEED = 2026  # the evaluation images: a heldout split no training run draws (DiffDis 0, judge 1234)
 # six training pairs, then two held-out ones (a red airplane and a green star were never drawn in training)
 GRID_PAIRS = [
@@ -181,7 +185,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run on far fewer samples")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--prompts-per-batch", type=int, default=16, help="prompts per generate call")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS)
+    )
+    parser.add_argument(
+        "--style", default="varied", choices=["varied", "plain"], help="how the held-out world is drawn"
+    )
     args = parser.parse_args()
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    if not sections or set(sections) - set(SECTIONS):
+        parser.error(f"--sections takes a comma-separated subset of {','.join(SECTIONS)}, got {args.sections!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
@@ -202,6 +215,8 @@ def main() -> None:
         "inference": inference,
         "torch_threads": torch.get_num_threads(),
         "device": args.device,
+        "sections": sections,
+        "style": args.style,
     }
 
     def generation() -> dict:
@@ -221,12 +236,19 @@ def main() -> None:
             },
         }
 
-    result["generation"] = timed("generation", seconds, generation)
+    if "generation" in sections:
+        result["generation"] = timed("generation", seconds, generation)
 
     with tempfile.TemporaryDirectory(prefix="diffdis-bench-") as tmp:
         # 1,600 heldout-split images hold 1,000 of a CIFAR-10 object (shapes are 6 of the 22 held-out pairs)
         world = read_labelled_folder(
-            make_world(Path(tmp) / "world", 2 * n_images if args.quick else 1600, HELDOUT_SEED, split="heldout")
+            make_world(
+                Path(tmp) / "world",
+                2 * n_images if args.quick else 1600,
+                HELDOUT_SEED,
+                split="heldout",
+                style=args.style,
+            )
         )
         digits = read_labelled_folder(make_digits(Path(tmp) / "digits", "test", limit=n_digits))
 
@@ -262,11 +284,13 @@ def main() -> None:
             },
         }
 
-    result["discrimination"] = timed("discrimination", seconds, discrimination)
-    result["cli"] = timed("cli", seconds, lambda: time_cli(args.model, out))
+    if "discrimination" in sections:
+        result["discrimination"] = timed("discrimination", seconds, discrimination)
+    if "cli" in sections:
+        result["cli"] = timed("cli", seconds, lambda: time_cli(args.model, out))
     seconds["total"] = round(time.perf_counter() - total_start, 1)
     result["seconds"] = seconds
-    if args.quick:
+    if args.quick and set(sections) == set(SECTIONS):
         queries = result["discrimination"]["image_queries"]
         result["full_run_estimate_seconds"] = estimate_full(
             seconds, len(train_pairs) + len(heldout_pairs), samples, queries
@@ -284,7 +308,19 @@ def estimate_full(seconds: dict[str, float], pairs: int, samples: int, queries: 
 
 
 def print_summary(result: dict, out: Path) -> None:
-    gen, disc = result["generation"], result["discrimination"]
+    if "generation" in result:
+        print_generation(result["generation"])
+    if "discrimination" in result:
+        print_discrimination(result["discrimination"], result["style"])
+    if "cli" in result:
+        print(f"\n== cli ==\n{' '.join(result['cli']['command'])}: {result['cli']['wall_seconds']:.1f} s")
+    print(f"\n== seconds ==\n{json.dumps(result['seconds'])}")
+    if "full_run_estimate_seconds" in result:
+        print(f"full run estimated at {result['full_run_estimate_seconds']:.0f} s on this machine")
+    print(f"\nwrote {out / 'default_model_benchmark.json'}" + (" and the PNGs" if "generation" in result else ""))
+
+
+def print_generation(gen: dict) -> None:
     print("\n== generation (judge: object / colour / both right) ==")
     for key in ("train_pairs", "heldout_pairs"):
         g = gen[key]
@@ -292,7 +328,10 @@ def print_summary(result: dict, out: Path) -> None:
             f"{key:14s} {g['pairs']:3d} pairs x {g['samples_per_pair']} samples: "
             f"object {g['object_accuracy']:.1%}  colour {g['colour_accuracy']:.1%}  both {g['both_accuracy']:.1%}"
         )
-    print("\n== zero-shot classification (top-1 / top-5 / mean per-class recall) ==")
+
+
+def print_discrimination(disc: dict, style: str) -> None:
+    print(f"\n== zero-shot classification, {style} drawings (top-1 / top-5 / mean per-class recall) ==")
     for key in ("cifar10_objects", "world_colours", "digits"):
         z = disc[key]
         print(
@@ -318,11 +357,6 @@ def print_summary(result: dict, out: Path) -> None:
             f" R@5 {r[prefix + 'image_to_text_R@5']:.1%}   "
             f"text->image R@1 {r[prefix + 'text_to_image_R@1']:.1%}  R@5 {r[prefix + 'text_to_image_R@5']:.1%}"
         )
-    print(f"\n== cli ==\n{' '.join(result['cli']['command'])}: {result['cli']['wall_seconds']:.1f} s")
-    print(f"\n== seconds ==\n{json.dumps(result['seconds'])}")
-    if "full_run_estimate_seconds" in result:
-        print(f"full run estimated at {result['full_run_estimate_seconds']:.0f} s on this machine")
-    print(f"\nwrote {out / 'default_model_benchmark.json'} and {out / 'samples_grid.png'}")
 
 
 if __name__ == "__main__":
