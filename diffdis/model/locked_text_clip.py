@@ -54,7 +54,12 @@ class LockedTextClip(nn.Module):
         return self
 
     def get_text_features(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, d) unit-norm caption embeddings: the frozen encoder's e, exactly as DiffDis sees it."""
+        """(B, d) unit-norm caption embeddings: the frozen encoder's e, exactly as DiffDis sees it. Pad columns
+        after the batch's longest caption are cut first: pads are masked (or, causally, never seen) and positions
+        are absolute, so e does not change, and short captions cost a quarter of the padded length."""
+        if self.text.pad_token_id is not None:
+            used = (input_ids != self.text.pad_token_id).any(0).nonzero()
+            input_ids = input_ids[:, : int(used.max()) + 1] if len(used) else input_ids
         with torch.no_grad():
             return self.text(input_ids)[1].float()
 
