@@ -67,4 +67,5 @@ for seed in $SEEDS; do
     fi
   done
 done
-python examples/baselines_table.py "$OUT" --steps "$STEPS" --preset "$PRESET" | tee "$OUT/table.md"
+NO_FLOPS=(); [ -n "$TEXT_ENCODER" ] && NO_FLOPS=(--no-flops)
+python examples/baselines_table.py "$OUT" --steps "$STEPS" --preset "$PRESET" "${NO_FLOPS[@]}" | tee "$OUT/table.md"

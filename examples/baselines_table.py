@@ -121,6 +121,11 @@ def main() -> None:
         metavar="METHOD",
         help="Print the last checkpoint step of DiffDis whose FLOPs do not pass METHOD's at --steps.",
     )
+    parser.add_argument(
+        "--no-flops",
+        action="store_true",
+        help="Leave the FLOPs out (runs with a pretrained text encoder: the count knows only from-scratch towers).",
+    )
     args = parser.parse_args()
     if args.equal_flops_steps:
         print(equal_flops_steps(args.equal_flops_steps, args.steps, args.preset))
@@ -147,9 +152,11 @@ def main() -> None:
             steps = equal_flops_steps("clip", args.steps, args.preset)
         if method == "both_flops":  # an earlier checkpoint of the `both` run
             steps = diffdis_steps_at_flops_of("clip", args.steps, args.preset)
-        pflops = step_flops(method.removesuffix("_flops"), args.preset) * steps / 1e15
+        pflops = (
+            "–" if args.no_flops else f"{step_flops(method.removesuffix('_flops'), args.preset) * steps / 1e15:.2f}"
+        )
         cells = " | ".join(cell(values[(method, f"{stem}:{metric}")], metric) for _, stem, metric in COLUMNS)
-        print(f"| {NAMES[method]} | {steps} | {len(seeds[method])} | {pflops:.2f} | {cells} |")
+        print(f"| {NAMES[method]} | {steps} | {len(seeds[method])} | {pflops} | {cells} |")
 
 
 if __name__ == "__main__":
