@@ -1,7 +1,9 @@
 """The model shipped inside the package, used whenever a command is given no --model.
 
-It is the `tiny-patch2` preset trained on the built-in captioned world plus scikit-learn's digits by
-examples/train_default_model.sh, stored in fp16 (about 29 MB) in diffdis/default_weights/. Nothing is
+It is the `tiny-patch2` preset with the frozen all-MiniLM-L6-v2 text encoder, trained on the built-in captioned
+world plus scikit-learn's digits by examples/train_default_model.sh, stored in fp16 (about 66 MB, the text
+encoder 44 MB of it) in diffdis/default_weights/. The encoder's weights travel inside the folder, so using the
+model needs no extra package; retraining it needs the `pretrained` extra. Nothing is
 downloaded: the weights travel with the package, so `pip install` then `diffdis generate "a red car"` works
 offline. Retraining replaces the folder and bumps `MODEL_VERSION`; git history keeps every earlier copy, so
 retrain rarely.
@@ -17,7 +19,7 @@ from diffdis.errors import DiffDisError
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_weights"
 MODEL_NAME = "diffdis-world-tiny-patch2"
-MODEL_VERSION = "3"
+MODEL_VERSION = "4"
 # The shipped model samples at s = 6, not the pixel-space default 3: on v2, s = 6 raised the judged object from
 # 65.8% to 67.1% on training pairs and from 52.3% to 57.4% on held-out pairs (README, default model).
 GENERATE_GUIDANCE = 6.0

@@ -8,9 +8,9 @@ OUT=${OUT:-runs/main_job}
 mkdir -p "$OUT"
 diffdis env | grep default_model
 diffdis generate "a red car" --num-images 4 --output "$OUT/red-car.png" --overwrite
-# 8 images of colour x object pairs the model never saw in training (drawn in the plain, version-1 style the
-# shipped v3 model was trained on), and 8 test digits
-[ -f "$OUT/heldout/metadata.jsonl" ] || diffdis data make world --split heldout --output-dir "$OUT/heldout" --num-images 8 --seed 7 --style plain
+# 8 images of colour x object pairs the model never saw in training (drawn in the varied style the shipped v4
+# model was trained on: scale, slant, stroke, clutter, blur), and 8 test digits
+[ -f "$OUT/heldout/metadata.jsonl" ] || diffdis data make world --split heldout --output-dir "$OUT/heldout" --num-images 8 --seed 7
 [ -f "$OUT/digits/metadata.jsonl" ] || diffdis data make digits --split test --output-dir "$OUT/digits" --num-images 8
 echo "--- what was drawn (from the dataset's metadata):"
 python3 -c 'import json,sys; [print(r["file_name"], "|", r["text"]) for r in map(json.loads, open(sys.argv[1]))]' "$OUT/heldout/metadata.jsonl"

