@@ -155,12 +155,12 @@ def classify(
 def _load(model: Path | None, method: str, placement: tuple[Any, Any]) -> Any:
     """A DiffDis pipeline, or for --method clip the CLIP baseline, which answers the same calls; on
     `placement` = (device, dtype) from `resolve_placement`."""
+    quiet_libraries()  # before either model loads: transformers draws a bar per folder
     if method != "clip":
         return load_pipeline(model, *placement)
     from diffdis.baselines.clip_baseline import ClipBaseline
     from diffdis.errors import UsageError
 
-    quiet_libraries()
     if model is None:
         raise UsageError("--method clip needs --model CLIP_DIR (from diffdis eval train-clip)")
     return ClipBaseline.from_pretrained(model, *placement)

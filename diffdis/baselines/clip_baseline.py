@@ -7,8 +7,6 @@ CLIP are scored by the same code on the same labels and templates. open_clip is 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from transformers import CLIPModel
 from diffdis.config import InferenceConfig
 from diffdis.data.transforms import image_to_tensor
 from diffdis.errors import UsageError
-from diffdis.model.clip import MARKER, ClipBaselineConfig, is_clip_baseline
+from diffdis.model.clip import MARKER, ClipBaselineConfig, is_clip_baseline, load_clip_config
 from diffdis.model.locked_text_clip import LockedTextClip
 from diffdis.model.text import load_tokenizer, tokenize
 from diffdis.pipeline import placement, zero_shot_weights
@@ -60,10 +58,7 @@ class ClipBaseline:
             raise UsageError(
                 f"{folder} is not a CLIP baseline folder (no {MARKER}); train one with diffdis eval train-clip"
             )
-        fields = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-        cfg = ClipBaselineConfig(
-            **{k: v for k, v in fields.items() if k in {f.name for f in dataclasses.fields(ClipBaselineConfig)}}
-        )
+        cfg = load_clip_config(folder)
         tokenizer = load_tokenizer(folder / "tokenizer")
         if cfg.text_encoder:  # a ViT against a frozen pretrained text tower
             model = LockedTextClip.load(folder, cfg.text_pooling, cfg.max_length, tokenizer)

@@ -6,7 +6,8 @@ pretrained text tower (`diffdis.model.locked_text_clip`). Trained by `diffdis.tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from diffusers.optimization import SchedulerType
@@ -82,6 +83,12 @@ def build_clip(cfg: ClipBaselineConfig, tokenizer) -> CLIPModel:
         patch_size=cfg.patch_size,
     )
     return CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=cfg.text_width))
+
+
+def load_clip_config(folder: Path) -> ClipBaselineConfig:
+    """The clip_baseline.json a baseline folder (or a checkpoint's model/) was saved with; unknown keys skipped."""
+    stored = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    return ClipBaselineConfig(**{k: v for k, v in stored.items() if k in {f.name for f in fields(ClipBaselineConfig)}})
 
 
 def is_clip_baseline(path: str | Path) -> bool:

@@ -14,7 +14,7 @@ import torch
 from transformers import CLIPModel
 
 from diffdis.data.loader import training_data
-from diffdis.model.clip import MARKER, ClipBaselineConfig, build_clip
+from diffdis.model.clip import MARKER, ClipBaselineConfig, build_clip, load_clip_config
 from diffdis.model.locked_text_clip import PARTS, LockedTextClip
 from diffdis.model.text import (
     TextEncoder,
@@ -68,7 +68,7 @@ class ClipTrainer(TrainingLoop):
         """The ViT against the frozen --text-encoder: from the folder, or as the checkpoint left it."""
         c = self.cfg
         if checkpoint is not None:
-            c.text_pooling = json.loads((checkpoint / "model" / MARKER).read_text(encoding="utf-8"))["text_pooling"]
+            c.text_pooling = load_clip_config(checkpoint / "model").text_pooling
             self.tokenizer = load_tokenizer(checkpoint / "model" / "tokenizer")
             self.model = LockedTextClip.load(checkpoint / "model", c.text_pooling, c.max_length, self.tokenizer)
             return
