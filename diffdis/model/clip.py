@@ -6,13 +6,13 @@ pretrained text tower (`diffdis.model.locked_text_clip`). Trained by `diffdis.tr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from diffusers.optimization import SchedulerType
 from transformers import CLIPConfig, CLIPModel
 
+from diffdis.config import read_json_object
 from diffdis.errors import UsageError
 
 MARKER = "clip_baseline.json"
@@ -87,8 +87,9 @@ def build_clip(cfg: ClipBaselineConfig, tokenizer) -> CLIPModel:
 
 def load_clip_config(folder: Path) -> ClipBaselineConfig:
     """The clip_baseline.json a baseline folder (or a checkpoint's model/) was saved with; unknown keys skipped."""
-    stored = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    return ClipBaselineConfig(**{k: v for k, v in stored.items() if k in {f.name for f in fields(ClipBaselineConfig)}})
+    stored = read_json_object(folder / MARKER, "; restore it from the original baseline folder")
+    names = {f.name for f in fields(ClipBaselineConfig)}
+    return ClipBaselineConfig(**{k: v for k, v in stored.items() if k in names})
 
 
 def is_clip_baseline(path: str | Path) -> bool:
