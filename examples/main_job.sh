@@ -8,7 +8,7 @@ OUT=${OUT:-runs/main_job}
 mkdir -p "$OUT"
 diffdis env | grep default_model
 diffdis generate "a red car" --num-images 4 --output "$OUT/red-car.png" --overwrite
-# 8 images of colour x object pairs the model never saw in training (drawn in the varied style the shipped v4
+# 8 images of colour x object pairs the model never saw in training (drawn in the varied style the shipped v5
 # model was trained on: scale, slant, stroke, clutter, blur), and 8 test digits
 [ -f "$OUT/heldout/metadata.jsonl" ] || diffdis data make world --split heldout --output-dir "$OUT/heldout" --num-images 8 --seed 7
 [ -f "$OUT/digits/metadata.jsonl" ] || diffdis data make digits --split test --output-dir "$OUT/digits" --num-images 8

